@@ -1,0 +1,105 @@
+/**
+ * Every error the agent raises, with a stable `code`. Match on `code`, not on `instanceof`:
+ * codes are part of the public contract (CLI `--json`, job API results, logs).
+ *
+ * Messages say what went wrong and what to do about it. They never carry a secret value or
+ * an identifier value.
+ */
+
+/** Stable error codes; each key equals its value. */
+export const ErrorCodes = {
+  /** The config does not match the schema or a semantic rule. */
+  CONFIG_INVALID: 'CONFIG_INVALID',
+  /** No config was given, or its file cannot be read. */
+  CONFIG_NOT_FOUND: 'CONFIG_NOT_FOUND',
+  /** The config is not valid JSON. */
+  CONFIG_PARSE: 'CONFIG_PARSE',
+  /** A template does not parse (unbalanced brace, bad placeholder name). */
+  TEMPLATE_INVALID: 'TEMPLATE_INVALID',
+  /** A template names a variable that neither the identifiers nor the secret provides. */
+  TEMPLATE_MISSING_VARIABLE: 'TEMPLATE_MISSING_VARIABLE',
+  /** An identifier value cannot be used where it lands (e.g. CR/LF in a header). */
+  IDENTIFIER_INVALID: 'IDENTIFIER_INVALID',
+  /** A request's identifier name collides with a key of the connection's secret. */
+  IDENTIFIER_COLLISION: 'IDENTIFIER_COLLISION',
+  /** The secret does not exist at the credentials location. */
+  SECRET_NOT_FOUND: 'SECRET_NOT_FOUND',
+  /** The credentials manager refused access to the secret. */
+  SECRET_ACCESS_DENIED: 'SECRET_ACCESS_DENIED',
+  /** The secret exists but is not a JSON object. */
+  SECRET_INVALID: 'SECRET_INVALID',
+  /** The credentials manager failed for another reason (network, throttling, misconfiguration). */
+  SECRET_PROVIDER_ERROR: 'SECRET_PROVIDER_ERROR',
+  /** The target answered with a status outside valid_response_codes. */
+  HTTP_STATUS: 'HTTP_STATUS',
+  /** The request failed at the network level (refused, reset, DNS, TLS) after its retries. */
+  HTTP_NETWORK: 'HTTP_NETWORK',
+  /** An access or identifiers response is not a JSON array of objects. */
+  RESPONSE_MALFORMED: 'RESPONSE_MALFORMED',
+  /** A single object in an access response is larger than the configured cap. */
+  RESPONSE_OBJECT_TOO_LARGE: 'RESPONSE_OBJECT_TOO_LARGE',
+  /** The cumulative job_timeout_seconds for a query type expired. */
+  JOB_TIMEOUT: 'JOB_TIMEOUT',
+  /** A connection named in a request does not exist in the config. */
+  CONNECTION_NOT_FOUND: 'CONNECTION_NOT_FOUND',
+  /** The connection lacks the capability or queries for the requested type. */
+  CAPABILITY_MISSING: 'CAPABILITY_MISSING',
+  /** Writing a report to storage failed. */
+  STORAGE_ERROR: 'STORAGE_ERROR',
+  /** Bad command-line usage or a bad API request. */
+  BAD_REQUEST: 'BAD_REQUEST',
+  /** The work was cancelled (shutdown). */
+  CANCELLED: 'CANCELLED',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** One problem found in a config: a JSON pointer and what to do about it. */
+export interface ConfigProblem {
+  /** JSON pointer into the config, e.g. `/connections/0/queries/test`. */
+  path: string;
+  /** What is wrong and how to fix it. */
+  message: string;
+}
+
+/** The agent's error type. `code` is stable; `message` is safe to show and log. */
+export class AgentError extends Error {
+  override name = 'AgentError';
+  readonly code: ErrorCode;
+  /** For CONFIG_INVALID: every problem found, not only the first. */
+  readonly problems?: readonly ConfigProblem[];
+  /** For HTTP_STATUS: the status the target answered. */
+  readonly status?: number;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; problems?: readonly ConfigProblem[]; status?: number } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    if (options.problems) this.problems = options.problems;
+    if (options.status !== undefined) this.status = options.status;
+  }
+
+  /** The shape used in CLI `--json` output and job results. */
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** True when `err` is an AgentError with the given code (or any code when omitted). */
+export function isAgentError(err: unknown, code?: ErrorCode): err is AgentError {
+  return err instanceof AgentError && (code === undefined || err.code === code);
+}
+
+/** Build a CONFIG_INVALID error listing every problem, one per line. */
+export function makeConfigError(problems: readonly ConfigProblem[], source = 'config'): AgentError {
+  const lines = problems.map((p) => `  ${p.path || '/'}: ${p.message}`);
+  const n = problems.length;
+  return new AgentError(
+    ErrorCodes.CONFIG_INVALID,
+    `${source} is invalid (${n} problem${n === 1 ? '' : 's'}):\n${lines.join('\n')}`,
+    { problems },
+  );
+}
