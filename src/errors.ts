@@ -48,6 +48,8 @@ export const ErrorCodes = {
   STORAGE_ERROR: 'STORAGE_ERROR',
   /** Bad command-line usage or a bad API request. */
   BAD_REQUEST: 'BAD_REQUEST',
+  /** A bug or an unexpected failure; the log at DEBUG has the details. */
+  INTERNAL: 'INTERNAL',
   /** The work was cancelled (shutdown). */
   CANCELLED: 'CANCELLED',
 } as const;

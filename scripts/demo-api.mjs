@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// A small demo API for config/example.json: a "User Service" shaped like the DataGrail seed's example
+// and an "Orders Service". Listens on 127.0.0.1:$DEMO_API_PORT (default 8765).
+import http from 'node:http';
+
+const USER_AUTH = 'Basic ' + Buffer.from('demo:demo-password').toString('base64');
+const ORDERS_KEY = 'demo-orders-key';
+const PEOPLE = {
+  'peter@initech.com': {
+    phone: '+1 555 0100',
+    records: [
+      { first_name: 'Peter', last_name: 'Gibbons', company: 'Initech', friends: ['Samir', 'Michael'] },
+      { address_type: 'Home', address: { street: '191 N. Lamar', city: 'Flander', state: 'Illinois', zip_code: '77070' } },
+    ],
+    orders: [
+      { order_id: 1001, placed_at: '2026-10-01T09:30:00Z', total: 42.5, items: [{ sku: 'STAPLER-RED', qty: 1 }, { sku: 'TPS-COVER', qty: 3 }], note: 'Deliver to "basement", desk 4' },
+    ],
+  },
+};
+
+let ordersCalls = 0;
+const send = (res, status, body) => {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(text);
+};
+
+export function startDemoApi(port = Number(process.env.DEMO_API_PORT ?? 8765)) {
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c) => (raw += c));
+    req.on('end', () => {
+      const url = new URL(req.url, 'http://demo');
+      if (url.pathname.startsWith('/v0/')) {
+        if (req.headers.authorization !== USER_AUTH) return send(res, 401, { error: 'bad credentials' });
+        if (url.pathname === '/v0/health-check') return send(res, 200, { ok: true });
+        if (url.pathname === '/v0/users' && req.method === 'GET') return send(res, 200, PEOPLE[url.searchParams.get('email')]?.records ?? []);
+        if (url.pathname === '/v0/identifiers/get-phone') {
+          const p = PEOPLE[url.searchParams.get('email')];
+          return send(res, 200, p ? [{ primary_phone_number: p.phone }] : []);
+        }
+        const email = raw ? JSON.parse(raw).email : undefined;
+        if (url.pathname === '/v0/users' && req.method === 'DELETE') return send(res, PEOPLE[email] ? 200 : 404, {});
+        if (url.pathname === '/v0/users/optout' && req.method === 'PUT') return send(res, PEOPLE[email] ? 200 : 404, {});
+      }
+      if (url.pathname.startsWith('/orders')) {
+        if (req.headers['x-api-key'] !== ORDERS_KEY) return send(res, 403, { error: 'bad key' });
+        if (url.pathname === '/orders/health') return send(res, 200, { ok: true });
+        if (url.pathname === '/orders' && req.method === 'GET') {
+          // The first call of each run answers 503 once, to show a retry.
+          if (ordersCalls++ === 0) return send(res, 503, { error: 'warming up' });
+          return send(res, 200, PEOPLE[url.searchParams.get('customer_email')]?.orders ?? []);
+        }
+        if (url.pathname === '/orders/erase') return send(res, 202, {});
+      }
+      send(res, 404, { error: 'not found' });
+    });
+  });
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const server = await startDemoApi();
+  console.error(`demo API listening on http://127.0.0.1:${server.address().port}`);
+  const stop = () => server.close(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

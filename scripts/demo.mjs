@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// `npm run demo`: the bundled example end to end, on the embedded default (no Redis, local files).
+// 1. starts the demo API (scripts/demo-api.mjs) that config/example.json points at;
+// 2. runs the CLI: validate, test, and an access request, then prints the CSV reports it wrote;
+// 3. starts `dsr-agent serve` and walks the job API as curl would: token, job, result, report.
+import { spawnSync, spawn } from 'node:child_process';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDemoApi } from './demo-api.mjs';
+
+const root = new URL('..', import.meta.url).pathname;
+const cli = join(root, 'dist/cli.js');
+const config = join(root, 'config/example.json');
+const out = join(root, 'results/demo');
+const env = { ...process.env, LOGLEVEL: process.env.LOGLEVEL ?? 'WARNING' };
+
+const step = (title) => console.log(`\n\x1b[1m== ${title}\x1b[0m`);
+const run = (args) => {
+  console.log(`$ dsr-agent ${args.join(' ')}`);
+  const r = spawnSync(process.execPath, [cli, '--config', config, ...args], { stdio: 'inherit', env });
+  return r.status;
+};
+
+const api = await startDemoApi();
+let failed = false;
+try {
+  step('validate the example config');
+  failed ||= run(['validate']) !== 0;
+
+  step('run its test queries');
+  failed ||= run(['test']) !== 0;
+
+  step('an access request for peter@initech.com');
+  rmSync(out, { recursive: true, force: true });
+  failed ||= run(['run', 'access', '--identifier', 'email=peter@initech.com', '--out', out]) !== 0;
+
+  step('the CSV reports it wrote');
+  for (const uuid of readdirSync(out).sort()) {
+    for (const file of readdirSync(join(out, uuid)).sort()) {
+      console.log(`--- ${join('results/demo', uuid, file)}`);
+      process.stdout.write(readFileSync(join(out, uuid, file), 'utf8'));
+    }
+  }
+
+  step('what a delete would send (dry run, secrets masked)');
+  failed ||= run(['run', 'delete', '--identifier', 'email=peter@initech.com', '--dry-run']) !== 0;
+
+  const service = await import('./demo-service.mjs').catch(() => undefined);
+  if (service) {
+    step('the job API (dsr-agent serve on the embedded queue)');
+    failed ||= !(await service.walkJobApi({ cli, config, env }));
+  }
+} finally {
+  api.close();
+}
+console.log(failed ? '\ndemo: something failed (see above)' : '\ndemo: all steps succeeded');
+process.exit(failed ? 1 : 0);

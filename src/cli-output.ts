@@ -1,0 +1,17 @@
+import type { ConnectionResult, JobProgress } from './engine/index.js';
+
+/** Render rows as a plain aligned text table with a header line. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** Progress lines on a terminal: what is running and how long each connection took. */
+export function makeProgress(stream: NodeJS.WriteStream): JobProgress {
+  return {
+    onStart: (c) => stream.write(`… ${c.name} running\n`),
+    onDone: (r: ConnectionResult) =>
+      stream.write(`${r.status === 'succeeded' ? '✔' : r.status === 'failed' ? '✘' : '-'} ${r.name} ${r.status} in ${r.duration_ms ?? 0} ms${r.error ? ` (${r.error.code})` : ''}\n`),
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * Turn a config that passed every check into the `AgentConfig` the rest of the agent reads:
+ * defaults applied, aliases resolved, values normalised, and the whole tree deep-frozen.
+ */
+import type {
+  AgentConfig,
+  AgentOptions,
+  APIProxyQueries,
+  APIProxyQuery,
+  Capability,
+  Connection,
+  CredentialsManagerConfig,
+  StorageManagerConfig,
+} from './types.js';
+
+/** Defaults of the `agent` object (the same values as the schema's `default`s). */
+export const DEFAULT_AGENT_OPTIONS: AgentOptions = Object.freeze({
+  connection_concurrency: 8,
+  job_concurrency: 4,
+  max_object_bytes: 64 * 1024 * 1024, // 64 MiB
+  secret_cache_ttl_seconds: 300, // 5 min
+  retries: 3,
+  retry_min_delay_ms: 1000, // 1 s
+  retry_max_delay_ms: 30 * 1000, // 30 s
+  readiness_interval_seconds: 60,
+  shutdown_grace_seconds: 30,
+});
+
+/** Default of job_timeout_seconds: 5 minutes per query type per connection, as DataGrail's agent. */
+export const DEFAULT_JOB_TIMEOUT_SECONDS = 300;
+/** Default valid_response_codes of a query. */
+export const DEFAULT_VALID_RESPONSE_CODES: readonly number[] = Object.freeze([200]);
+
+/** Freeze `value` and everything reachable from it; returns it typed as deeply readonly. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+type Raw = Record<string, unknown>;
+
+/** Copy `keys` of `from` that are present, in that order. */
+function pick(from: Raw, keys: readonly string[]): Raw {
+  const out: Raw = {};
+  for (const k of keys) if (from[k] !== undefined) out[k] = from[k];
+  return out;
+}
+
+function normalizeQuery(q: Raw): APIProxyQuery {
+  return {
+    url: q.url as string,
+    ...(q.headers !== undefined && { headers: { ...(q.headers as Record<string, string>) } }),
+    ...(q.body !== undefined && { body: q.body as string }),
+    verb: (q.verb as string).toUpperCase(),
+    verify_ssl: String(q.verify_ssl) as 'true' | 'false',
+    valid_response_codes: [...((q.valid_response_codes as number[] | undefined) ?? DEFAULT_VALID_RESPONSE_CODES)],
+    fail_retry_response_codes: [...((q.fail_retry_response_codes as number[] | undefined) ?? [])],
+  };
+}
+
+const normalizeList = (list: unknown): APIProxyQuery[] => (list as Raw[]).map(normalizeQuery);
+
+function normalizeQueries(q: Raw): APIProxyQueries {
+  const out: Record<string, unknown> = {};
+  for (const type of ['test', 'access', 'delete', 'optout'] as const) {
+    if (q[type] !== undefined) out[type] = normalizeList(q[type]);
+  }
+  if (q.identifiers !== undefined) {
+    out.identifiers = Object.fromEntries(
+      Object.entries(q.identifiers as Raw).map(([name, list]) => [name, normalizeList(list)]),
+    );
+  }
+  return out as APIProxyQueries;
+}
+
+function normalizeConnection(c: Raw): Connection {
+  return {
+    name: c.name as string,
+    uuid: c.uuid as string,
+    capabilities: [...(c.capabilities as Capability[])],
+    mode: c.mode as 'live' | 'test',
+    connector_type: c.connector_type as 'APIProxy',
+    queries: normalizeQueries(c.queries as Raw),
+    credentials_location: (c.credentials_location ?? c.credentials_arn) as string,
+  };
+}
+
+function normalizeProvider<T extends CredentialsManagerConfig | StorageManagerConfig>(p: Raw): T {
+  return { provider: p.provider, ...(p.options !== undefined && { options: structuredClone(p.options) }) } as T;
+}
+
+/**
+ * Build the frozen AgentConfig from a raw config that has no problems. Only known fields are
+ * copied; `options` objects of the providers are deep-copied as given.
+ */
+export function normalizeConfig(raw: Raw): AgentConfig {
+  const platform = raw.platform as Raw;
+  const config: AgentConfig = {
+    connections: (raw.connections as Raw[]).map(normalizeConnection),
+    ...pick(raw, ['customer_domain', 'datagrail_agent_credentials_location', 'datagrail_credentials_location']),
+    platform: {
+      credentials_manager: normalizeProvider<CredentialsManagerConfig>(platform.credentials_manager as Raw),
+      ...(platform.storage_manager !== undefined && {
+        storage_manager: normalizeProvider<StorageManagerConfig>(platform.storage_manager as Raw),
+      }),
+    },
+    ...pick(raw, ['redis_url']),
+    job_timeout_seconds: (raw.job_timeout_seconds as number | undefined) ?? DEFAULT_JOB_TIMEOUT_SECONDS,
+    ...pick(raw, ['callback_url']),
+    agent: { ...DEFAULT_AGENT_OPTIONS, ...((raw.agent as Partial<AgentOptions> | undefined) ?? {}) },
+  };
+  return deepFreeze(config);
+}

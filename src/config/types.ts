@@ -1,0 +1,116 @@
+/** The DataGrailAgentConfig, as validated and frozen by `loadConfig`. */
+
+/** Query types an APIProxy connection can run. */
+export type QueryType = 'test' | 'identifiers' | 'access' | 'delete' | 'optout';
+/** Request types a job can carry (every query type but `test`). */
+export type RequestType = Exclude<QueryType, 'test'>;
+export const REQUEST_TYPES: readonly RequestType[] = ['access', 'delete', 'optout', 'identifiers'];
+
+/** A DataGrail capability and the request type it enables. */
+export type Capability = 'privacy/access' | 'privacy/delete' | 'privacy/optout' | 'privacy/identifiers';
+export const CAPABILITY_FOR: Readonly<Record<RequestType, Capability>> = {
+  access: 'privacy/access',
+  delete: 'privacy/delete',
+  optout: 'privacy/optout',
+  identifiers: 'privacy/identifiers',
+};
+
+/** One HTTP request template (DataGrail's APIProxyQuery). */
+export interface APIProxyQuery {
+  readonly url: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
+  /** Any HTTP method. */
+  readonly verb: string;
+  /** "true" or "false"; "false" skips TLS certificate verification for this query only. */
+  readonly verify_ssl: 'true' | 'false';
+  /** Statuses that count as success. Default [200]. */
+  readonly valid_response_codes?: readonly number[];
+  /** Statuses that are retried with backoff. Default []. */
+  readonly fail_retry_response_codes?: readonly number[];
+}
+
+/** The queries of an APIProxy connection, by query type. */
+export interface APIProxyQueries {
+  readonly test?: readonly APIProxyQuery[];
+  /** Identifier name (snake_case) → its queries. */
+  readonly identifiers?: Readonly<Record<string, readonly APIProxyQuery[]>>;
+  readonly access?: readonly APIProxyQuery[];
+  readonly delete?: readonly APIProxyQuery[];
+  readonly optout?: readonly APIProxyQuery[];
+}
+
+/** A connection: one system holding personal data. */
+export interface Connection {
+  readonly name: string;
+  readonly uuid: string;
+  readonly capabilities: readonly Capability[];
+  /** "live" connections take part in requests; "test" ones only when named explicitly. */
+  readonly mode: 'live' | 'test';
+  readonly connector_type: 'APIProxy';
+  readonly queries: APIProxyQueries;
+  /** Where the connection's secret lives (an ARN, a parameter name, a JSONFile key). */
+  readonly credentials_location: string;
+}
+
+/** Credentials manager settings (platform.credentials_manager). */
+export interface CredentialsManagerConfig {
+  readonly provider: 'AWSSecretsManager' | 'AWSSSMParameterStore' | 'JSONFile';
+  readonly options?: Readonly<Record<string, unknown>>;
+}
+
+/** Result storage settings (platform.storage_manager). */
+export interface StorageManagerConfig {
+  readonly provider: 'AWSS3' | 'Local';
+  readonly options?: Readonly<Record<string, unknown>>;
+}
+
+/** dsr-agent extensions to DataGrail's config (the `agent` object). Every field has a default. */
+export interface AgentOptions {
+  /** Connections one job works on at once. Default 8. */
+  readonly connection_concurrency: number;
+  /** Jobs the agent runs at once. Default 4. */
+  readonly job_concurrency: number;
+  /** Largest single object accepted in an access response, in bytes. Default 67108864 (64 MiB). */
+  readonly max_object_bytes: number;
+  /** How long a secret is reused, in seconds; 0 disables the cache. Default 300. */
+  readonly secret_cache_ttl_seconds: number;
+  /** Retries after a network error or a fail_retry_response_codes status. Default 3. */
+  readonly retries: number;
+  /** First retry delay in ms (doubles per attempt, with jitter). Default 1000. */
+  readonly retry_min_delay_ms: number;
+  /** Cap on one retry delay in ms; at least retry_min_delay_ms. Default 30000. */
+  readonly retry_max_delay_ms: number;
+  /** How often the service runs the test queries for readiness, in seconds. Default 60. */
+  readonly readiness_interval_seconds: number;
+  /** How long running jobs may finish after a shutdown signal, in seconds. Default 30. */
+  readonly shutdown_grace_seconds: number;
+}
+
+/** The whole agent config. */
+export interface AgentConfig {
+  readonly connections: readonly Connection[];
+  readonly customer_domain?: string;
+  readonly datagrail_agent_credentials_location?: string;
+  readonly datagrail_credentials_location?: string;
+  readonly platform: {
+    readonly credentials_manager: CredentialsManagerConfig;
+    readonly storage_manager?: StorageManagerConfig;
+  };
+  readonly redis_url?: string;
+  /** Cumulative timeout per query type per connection, retries included. Default 300. */
+  readonly job_timeout_seconds: number;
+  /** Optional: where a finished job's result is POSTed (service only). */
+  readonly callback_url?: string;
+  /** dsr-agent extensions, defaults applied (always present). */
+  readonly agent: AgentOptions;
+}
+
+/** A loaded config and where it came from. */
+export interface LoadedConfig {
+  readonly config: AgentConfig;
+  /** Folder that relative paths in the config (JSONFile filename) resolve against. */
+  readonly baseDir: string;
+  /** Human description of the source, e.g. the file path or "DATAGRAIL_AGENT_CONFIG". */
+  readonly source: string;
+}

@@ -1,0 +1,44 @@
+import type { APIProxyQuery } from '../config/types.js';
+import { parseTemplate, bodyKindFor, type Template, type BodyKind } from '../templates.js';
+
+/** An APIProxyQuery with its templates parsed once (they are validated at config load). */
+export interface CompiledQuery {
+  readonly query: APIProxyQuery;
+  readonly method: string;
+  readonly url: Template;
+  readonly headers: ReadonlyArray<readonly [string, Template]>;
+  readonly body?: { readonly template: Template; readonly kind: BodyKind };
+  readonly valid: ReadonlySet<number>;
+  readonly retryOn: ReadonlySet<number>;
+  /** Every variable the query's templates use. */
+  readonly variables: ReadonlySet<string>;
+}
+
+const cache = new WeakMap<APIProxyQuery, CompiledQuery>();
+
+/** Parse a query's templates once; later calls with the same (frozen) query return the same object. */
+export function compileQuery(query: APIProxyQuery): CompiledQuery {
+  const hit = cache.get(query);
+  if (hit) return hit;
+  const headers = Object.entries(query.headers ?? {}).map(([k, v]) => [k, parseTemplate(v)] as const);
+  const contentType = Object.entries(query.headers ?? {}).find(([k]) => k.toLowerCase() === 'content-type')?.[1];
+  const url = parseTemplate(query.url);
+  let body: CompiledQuery['body'];
+  if (query.body !== undefined) {
+    const template = parseTemplate(query.body);
+    body = { template, kind: bodyKindFor(template, contentType) };
+  }
+  const variables = new Set<string>([...url.variables, ...headers.flatMap(([, t]) => t.variables), ...(body?.template.variables ?? [])]);
+  const compiled: CompiledQuery = {
+    query,
+    method: query.verb.toUpperCase(),
+    url,
+    headers,
+    body,
+    valid: new Set(query.valid_response_codes ?? [200]),
+    retryOn: new Set(query.fail_retry_response_codes ?? []),
+    variables,
+  };
+  cache.set(query, compiled);
+  return compiled;
+}

@@ -1,0 +1,151 @@
+import { Agent, getGlobalDispatcher, type Dispatcher } from 'undici';
+import pLimit from 'p-limit';
+import type { AgentConfig, Connection, RequestType } from '../config/types.js';
+import type { SecretsCache } from '../credentials/source.js';
+import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { compileQuery } from './compile.js';
+import { runConnectionQueries, resolveValues, type ConnectionContext, type EngineHooks } from './connection.js';
+import { runJob, assertIdentifiers, type JobRequest, type JobResult, type RunJobOptions } from './job.js';
+import { renderMasked, type HttpRequest, type RequestStep } from './render.js';
+import { DEFAULT_RETRY } from './send.js';
+import { findConnection, selectConnections } from './select.js';
+
+export type { JobRequest, JobResult, ConnectionResult, JobProgress } from './job.js';
+export type { EngineHooks } from './connection.js';
+export { jobStatus, assertIdentifiers } from './job.js';
+export { findConnection } from './select.js';
+
+/** What the engine is built from; every dependency is passed in. */
+export interface EngineDeps {
+  readonly config: AgentConfig;
+  readonly secrets: SecretsCache;
+  readonly logger: Logger;
+  /** Dispatcher for verify_ssl "true" queries. Default: undici's global dispatcher. */
+  readonly dispatcher?: Dispatcher;
+  /** Dispatcher for verify_ssl "false" queries. Default: an Agent that skips certificate checks, made on first use. */
+  readonly insecureDispatcher?: Dispatcher;
+  readonly hooks?: EngineHooks;
+  /** Steps applied to every rendered request (auth exchanges). Default none. */
+  readonly steps?: readonly RequestStep[];
+}
+
+/** The result of a connection's test queries. */
+export interface TestResult {
+  uuid: string;
+  name: string;
+  mode: Connection['mode'];
+  healthy: boolean;
+  duration_ms: number;
+  error?: { code: string; message: string };
+}
+
+/** One request --dry-run would send, secret values masked. */
+export interface PlannedRequest {
+  connection: string;
+  uuid: string;
+  query: string;
+  request?: HttpRequest;
+  error?: { code: string; message: string };
+}
+
+/** The APIProxy engine: runs jobs and test queries against the configured connections. */
+export interface Engine {
+  run(req: JobRequest, opts?: RunJobOptions): Promise<JobResult>;
+  test(connections?: readonly string[], signal?: AbortSignal): Promise<TestResult[]>;
+  plan(req: JobRequest): Promise<PlannedRequest[]>;
+  close(): Promise<void>;
+}
+
+/** Build an engine from a loaded config and its dependencies. */
+export function makeEngine(deps: EngineDeps): Engine {
+  const { config } = deps;
+  const opts = config.agent;
+  let insecure: Dispatcher | undefined = deps.insecureDispatcher;
+  let ownsInsecure = false;
+  const ctx: ConnectionContext = {
+    secrets: deps.secrets,
+    logger: deps.logger,
+    dispatchers: {
+      verified: deps.dispatcher ?? getGlobalDispatcher(),
+      insecure: () => {
+        if (!insecure) {
+          insecure = new Agent({ connect: { rejectUnauthorized: false } });
+          ownsInsecure = true;
+        }
+        return insecure;
+      },
+    },
+    retry: {
+      retries: opts?.retries ?? DEFAULT_RETRY.retries,
+      minDelayMs: opts?.retry_min_delay_ms ?? DEFAULT_RETRY.minDelayMs,
+      maxDelayMs: opts?.retry_max_delay_ms ?? DEFAULT_RETRY.maxDelayMs,
+    },
+    jobTimeoutMs: config.job_timeout_seconds * 1000,
+    maxObjectBytes: opts?.max_object_bytes ?? 64 * 1024 * 1024,
+    steps: deps.steps ?? [],
+    hooks: deps.hooks ?? {},
+  };
+  const concurrency = opts?.connection_concurrency ?? 8;
+
+  return {
+    run: (req, runOpts) => runJob(config, req, ctx, concurrency, runOpts),
+
+    async test(names, signal) {
+      const targets = names && names.length ? names.map((n) => findConnection(config, n)) : config.connections;
+      const unique = [...new Map(targets.map((c) => [c.uuid, c])).values()];
+      const limit = pLimit(concurrency);
+      return Promise.all(
+        unique.map((c) =>
+          limit(async (): Promise<TestResult> => {
+            const started = performance.now();
+            try {
+              // Health checks carry no identifiers: their templates may use secret keys only.
+              await runConnectionQueries(c, 'test', {}, ctx, { signal });
+              return { uuid: c.uuid, name: c.name, mode: c.mode, healthy: true, duration_ms: Math.round(performance.now() - started) };
+            } catch (err) {
+              const e = isAgentError(err) ? err : new AgentError(ErrorCodes.INTERNAL, 'unexpected error; run with LOGLEVEL=DEBUG for details', { cause: err });
+              return { uuid: c.uuid, name: c.name, mode: c.mode, healthy: false, duration_ms: Math.round(performance.now() - started), error: e.toJSON() };
+            }
+          }),
+        ),
+      );
+    },
+
+    async plan(req) {
+      assertIdentifiers(req.identifiers);
+      const out: PlannedRequest[] = [];
+      for (const sel of selectConnections(config, req.type, req.connections)) {
+        const c = sel.connection;
+        const base = { connection: c.name, uuid: c.uuid };
+        if (sel.skip || sel.failWith) {
+          out.push({ ...base, query: '-', error: { code: sel.failWith?.code ?? 'SKIPPED', message: sel.failWith?.message ?? sel.skip! } });
+          continue;
+        }
+        let secret;
+        try {
+          secret = await resolveValues(c, req.identifiers, deps.secrets);
+        } catch (err) {
+          out.push({ ...base, query: '-', error: isAgentError(err) ? err.toJSON() : { code: ErrorCodes.INTERNAL, message: 'unexpected error' } });
+          continue;
+        }
+        const queries: Array<[string, (typeof c.queries.test & object)[number]]> =
+          req.type === 'identifiers'
+            ? Object.entries(c.queries.identifiers ?? {}).flatMap(([name, qs]) => qs.map((q, i) => [`identifiers.${name}[${i}]`, q] as [string, typeof q]))
+            : (c.queries[req.type as Exclude<RequestType, 'identifiers'>] ?? []).map((q, i) => [`${req.type}[${i}]`, q] as [string, typeof q]);
+        for (const [label, q] of queries) {
+          try {
+            out.push({ ...base, query: label, request: renderMasked(compileQuery(q), { identifiers: req.identifiers, secrets: secret }) });
+          } catch (err) {
+            out.push({ ...base, query: label, error: isAgentError(err) ? err.toJSON() : { code: ErrorCodes.INTERNAL, message: 'unexpected error' } });
+          }
+        }
+      }
+      return out;
+    },
+
+    async close() {
+      if (ownsInsecure && insecure) await insecure.close();
+    },
+  };
+}

@@ -1,0 +1,159 @@
+import { request, type Dispatcher } from 'undici';
+import pRetry, { AbortError } from 'p-retry';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
+import type { HttpRequest } from './render.js';
+
+/** Retry policy for one query. Delays are exponential with full jitter (×1–2), capped. */
+export interface RetryPolicy {
+  /** Retries after the first attempt. Default 3. */
+  readonly retries: number;
+  /** First backoff delay. Default 1000 ms (1 s). */
+  readonly minDelayMs: number;
+  /** Cap on one backoff delay, and on an honoured Retry-After. Default 30 000 ms (30 s). */
+  readonly maxDelayMs: number;
+}
+
+/** Defaults for {@link RetryPolicy}. */
+export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ retries: 3, minDelayMs: 1000, maxDelayMs: 30 * 1000 });
+
+/** What the caller learns about each failed attempt (for logs and metrics; no personal data). */
+export interface AttemptFailure {
+  readonly attempt: number;
+  readonly reason: string;
+  readonly status?: number;
+  readonly delayMs: number;
+}
+
+/** Options for {@link sendWithRetry}. */
+export interface SendOptions {
+  readonly dispatcher: Dispatcher;
+  readonly valid: ReadonlySet<number>;
+  readonly retryOn: ReadonlySet<number>;
+  readonly policy: RetryPolicy;
+  /** Aborts the in-flight request and any wait (the cumulative job timeout, shutdown). */
+  readonly signal: AbortSignal;
+  readonly onRetry?: (f: AttemptFailure) => void;
+}
+
+/** A retryable status; carries Retry-After when the target sent one. */
+class RetryableStatus extends Error {
+  constructor(readonly status: number, readonly retryAfterMs: number | undefined) {
+    super(`status ${status}`);
+  }
+}
+
+/** TLS verification failures are configuration problems: retrying cannot fix them. */
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_NOT_YET_VALID',
+]);
+
+/** Parse Retry-After (seconds or an HTTP date) into milliseconds from now. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function errorCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code !== 'UND_ERR_SOCKET') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return (err as { code?: string })?.code;
+}
+
+/**
+ * Send one request; retry statuses in `retryOn` and network errors with exponential backoff and
+ * jitter, honouring Retry-After (capped at maxDelayMs). Resolves with the response once its status
+ * is valid; the caller owns (and must consume) the body. Throws AgentError HTTP_STATUS or
+ * HTTP_NETWORK, or the signal's reason when aborted.
+ */
+export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promise<Dispatcher.ResponseData> {
+  const { signal, policy } = opts;
+  const attemptOnce = async (): Promise<Dispatcher.ResponseData> => {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(req.url, {
+        method: req.method as Dispatcher.HttpMethod,
+        headers: req.headers,
+        body: req.body,
+        dispatcher: opts.dispatcher,
+        signal,
+      });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const code = errorCode(err) ?? 'UNKNOWN';
+      if (TLS_CODES.has(code)) {
+        throw new AbortError(
+          new AgentError(
+            ErrorCodes.HTTP_NETWORK,
+            `TLS certificate verification failed (${code}); install the target's CA or, for this query only, set verify_ssl to "false"`,
+            { cause: err },
+          ),
+        );
+      }
+      throw new AgentError(ErrorCodes.HTTP_NETWORK, `network error (${code})`, { cause: err });
+    }
+    if (opts.valid.has(res.statusCode)) return res;
+    await res.body.dump().catch(() => undefined);
+    if (opts.retryOn.has(res.statusCode)) {
+      throw new RetryableStatus(res.statusCode, parseRetryAfter(res.headers['retry-after']));
+    }
+    throw new AbortError(statusError(res.statusCode, opts.valid));
+  };
+
+  try {
+    return await pRetry(attemptOnce, {
+      retries: policy.retries,
+      factor: 2,
+      minTimeout: policy.minDelayMs,
+      maxTimeout: policy.maxDelayMs,
+      randomize: true,
+      signal,
+      onFailedAttempt: async ({ error, attemptNumber, retriesLeft, retryDelay }) => {
+        const retryAfter = error instanceof RetryableStatus ? error.retryAfterMs : undefined;
+        const extra = retryAfter === undefined ? 0 : Math.max(0, Math.min(retryAfter, policy.maxDelayMs) - retryDelay);
+        if (retriesLeft > 0) {
+          opts.onRetry?.({
+            attempt: attemptNumber,
+            reason: error instanceof RetryableStatus ? `status ${error.status}` : error.message,
+            status: error instanceof RetryableStatus ? error.status : undefined,
+            delayMs: retryDelay + extra,
+          });
+          if (extra > 0) await sleep(extra, undefined, { signal });
+        }
+      },
+    });
+  } catch (err) {
+    if (signal.aborted) throw signal.reason ?? err;
+    if (err instanceof RetryableStatus) {
+      throw new AgentError(
+        ErrorCodes.HTTP_STATUS,
+        `target answered ${err.status} after ${policy.retries + 1} attempts (${err.status} is in fail_retry_response_codes)`,
+        { status: err.status },
+      );
+    }
+    if (isAgentError(err) && err.code === ErrorCodes.HTTP_NETWORK && !/TLS/.test(err.message)) {
+      throw new AgentError(ErrorCodes.HTTP_NETWORK, `${err.message} after ${policy.retries + 1} attempts`, { cause: err.cause });
+    }
+    throw err;
+  }
+}
+
+function statusError(status: number, valid: ReadonlySet<number>): AgentError {
+  const hint =
+    status === 404 && !valid.has(404)
+      ? '; if 404 means "no such data subject", add 404 to valid_response_codes'
+      : '';
+  return new AgentError(
+    ErrorCodes.HTTP_STATUS,
+    `target answered ${status}, which is not in valid_response_codes [${[...valid].join(', ')}]${hint}`,
+    { status },
+  );
+}

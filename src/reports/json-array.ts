@@ -1,0 +1,337 @@
+/**
+ * Streaming split of a JSON array body into its elements. Memory is bounded by the largest
+ * single element, never by the whole body: the scanner tracks depth and string/escape state over
+ * the raw bytes, keeps only the current element's chunk slices, and parses each element on its own.
+ */
+import { AgentError, ErrorCodes } from '../errors.js';
+
+/** Options of {@link splitJsonArray}. */
+export interface SplitOptions {
+  /** Largest single element in bytes; default 64 MiB (67108864). */
+  maxObjectBytes?: number;
+  /** Require each element to be a JSON object (not array/null/scalar); default true. */
+  objectsOnly?: boolean;
+  /** What the body is, for error messages; default "access response". */
+  label?: string;
+}
+
+/** Default cap on one element: 64 MiB. */
+export const DEFAULT_MAX_OBJECT_BYTES = 64 * 1024 * 1024;
+const PREVIEW_BYTES = 2048;
+const MiB = 1024 * 1024;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const LBRACE = 0x7b;
+const RBRACE = 0x7d;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
+const BOM = [0xef, 0xbb, 0xbf];
+
+// Scanner phases.
+/** Before `[`: BOM and whitespace. */
+const START = 0;
+/** After `[` or `,`: a value is expected. */
+const VALUE = 1;
+/** After an element: `,` or `]` is expected. */
+const AFTER = 2;
+/** Inside an element. */
+const ELEMENT = 3;
+/** After the closing `]`: only whitespace. */
+const DONE = 4;
+
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/** What a JSON value starting with byte `c` is, for messages ("an object", "a number", …). */
+function describeStart(c: number): string {
+  if (c === LBRACE) return 'an object';
+  if (c === LBRACKET) return 'an array';
+  if (c === QUOTE) return 'a string';
+  if (c === 0x2d || (c >= 0x30 && c <= 0x39)) return 'a number';
+  if (c === 0x74 || c === 0x66) return 'a boolean';
+  if (c === 0x6e) return 'null';
+  return 'invalid JSON';
+}
+
+/**
+ * The byte scanner. `scan` consumes one chunk from a position and stops after each complete
+ * element; the hot loops keep their state in locals and write it back when the chunk runs out.
+ */
+class ArrayScanner {
+  phase = START as number;
+  /** Absolute offset of the current chunk's first byte. */
+  base = 0;
+  /** Elements started so far (the current one's 1-based index while inside it). */
+  index = 0;
+  private allowClose = false;
+  private bomSeen = 0;
+  // Current element.
+  private depth = 0;
+  private inString = false;
+  /** The string's next byte is escaped (the previous chunk ended in an odd backslash run). */
+  private escapeNext = false;
+  private scalar = false;
+  private parts: Buffer[] = [];
+  private size = 0;
+  private start = 0;
+  private elementOffset = 0;
+  private readonly preview: Buffer[] = [];
+  private previewSize = 0;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly objectsOnly: boolean,
+    private readonly label: string,
+  ) {}
+
+  /** Keep a copy of the body's first bytes for the DEBUG preview. */
+  record(buf: Buffer): void {
+    if (this.previewSize >= PREVIEW_BYTES) return;
+    const piece = Buffer.from(buf.subarray(0, PREVIEW_BYTES - this.previewSize));
+    this.preview.push(piece);
+    this.previewSize += piece.length;
+  }
+
+  /** A RESPONSE_MALFORMED error carrying the non-enumerable `bodyPreview`. */
+  malformed(message: string): AgentError {
+    const err = new AgentError(ErrorCodes.RESPONSE_MALFORMED, `${message}. Set LOGLEVEL=DEBUG to log the first 2 KiB of the body.`);
+    Object.defineProperty(err, 'bodyPreview', {
+      value: Buffer.concat(this.preview, this.previewSize).toString('utf8'),
+      enumerable: false,
+      configurable: true,
+    });
+    return err;
+  }
+
+  private invalid(offset: number, what: string): AgentError {
+    return this.malformed(`${this.label} is not valid JSON: ${what} at byte ${offset}`);
+  }
+
+  private tooLarge(): AgentError {
+    const cap = this.maxBytes / MiB;
+    return new AgentError(
+      ErrorCodes.RESPONSE_OBJECT_TOO_LARGE,
+      `${this.label} element ${this.index} is larger than the ${Number.isInteger(cap) ? cap : cap.toFixed(2)} MiB cap on one object; ` +
+        'set agent.max_object_bytes higher to accept it',
+    );
+  }
+
+  /**
+   * Scan `buf` from `from`. Returns the position just after an element that completed (its text
+   * is then in `take(buf, end)`), or -1 when the chunk is used up.
+   */
+  scan(buf: Buffer, from: number): number {
+    const n = buf.length;
+    let i = from;
+    while (i < n) {
+      if (this.phase === ELEMENT) {
+        const end = this.scalar ? this.scanScalar(buf, i) : this.scanElement(buf, i);
+        if (end >= 0) return end;
+        this.parts.push(this.start === 0 ? buf : buf.subarray(this.start));
+        this.size += n - this.start;
+        this.start = 0;
+        if (this.size > this.maxBytes) throw this.tooLarge();
+        return -1;
+      }
+      const c = buf[i]!;
+      if (isSpace(c)) {
+        i++;
+        continue;
+      }
+      switch (this.phase) {
+        case START:
+          if (this.base + i === this.bomSeen && this.bomSeen < 3 && c === BOM[this.bomSeen]) {
+            this.bomSeen++;
+          } else if (this.bomSeen === 1 || this.bomSeen === 2) {
+            throw this.invalid(this.base + i, 'an incomplete byte order mark');
+          } else if (c === LBRACKET) {
+            this.phase = VALUE;
+            this.allowClose = true;
+          } else {
+            throw this.malformed(`${this.label} must be a JSON array of objects; got ${describeStart(c)}`);
+          }
+          i++;
+          break;
+        case VALUE:
+          if (c === RBRACKET && this.allowClose) {
+            this.phase = DONE;
+            i++;
+          } else if (c === COMMA || c === RBRACKET) {
+            throw this.invalid(this.base + i, 'a value is missing');
+          } else {
+            this.begin(buf, i, c);
+          }
+          break;
+        case AFTER:
+          if (c === COMMA) {
+            this.phase = VALUE;
+            this.allowClose = false;
+          } else if (c === RBRACKET) {
+            this.phase = DONE;
+          } else {
+            throw this.invalid(this.base + i, `"," or "]" expected after element ${this.index}`);
+          }
+          i++;
+          break;
+        default:
+          throw this.invalid(this.base + i, 'unexpected data after the end of the array');
+      }
+    }
+    return -1;
+  }
+
+  private begin(buf: Buffer, i: number, c: number): void {
+    this.index++;
+    if (this.objectsOnly && c !== LBRACE) {
+      const got = describeStart(c);
+      if (got === 'invalid JSON') throw this.invalid(this.base + i, `element ${this.index} is not a JSON value`);
+      throw this.malformed(`${this.label} must be a JSON array of objects; element ${this.index} is ${got}`);
+    }
+    this.phase = ELEMENT;
+    this.start = i;
+    this.elementOffset = this.base + i;
+    this.size = 0;
+    this.depth = 0;
+    this.inString = false;
+    this.escapeNext = false;
+    this.scalar = c !== LBRACE && c !== LBRACKET && c !== QUOTE;
+  }
+
+  /** Objects, arrays and strings: track depth; inside strings jump from quote to quote. */
+  private scanElement(buf: Buffer, from: number): number {
+    const n = buf.length;
+    let depth = this.depth;
+    let i = from;
+    let strFrom = -1;
+    if (this.inString) {
+      strFrom = this.escapeNext ? from + 1 : from;
+      this.inString = false;
+      this.escapeNext = false;
+    }
+    for (;;) {
+      if (strFrom >= 0) {
+        // Inside a string from strFrom: find the closing quote, skipping escaped ones.
+        let j = strFrom;
+        for (;;) {
+          const q = j < n ? buf.indexOf(QUOTE, j) : -1;
+          if (q === -1) {
+            let k = n - 1;
+            while (k >= j && buf[k] === BACKSLASH) k--;
+            this.inString = true;
+            this.escapeNext = ((n - 1 - k) & 1) === 1;
+            this.depth = depth;
+            return -1;
+          }
+          let k = q - 1;
+          while (k >= j && buf[k] === BACKSLASH) k--;
+          j = q + 1;
+          if (((q - 1 - k) & 1) === 0) break;
+        }
+        i = j;
+        strFrom = -1;
+        if (depth === 0) return this.finish(i);
+      }
+      // Outside strings: only quotes and brackets matter; JSON.parse checks the rest.
+      for (; i < n; i++) {
+        const c = buf[i]!;
+        if (c === QUOTE) break;
+        if (c === LBRACE || c === LBRACKET) depth++;
+        else if ((c === RBRACE || c === RBRACKET) && --depth === 0) return this.finish(i + 1);
+      }
+      if (i >= n) {
+        this.depth = depth;
+        return -1;
+      }
+      strFrom = i + 1;
+    }
+  }
+
+  /** Numbers, true, false, null (objectsOnly false only): end at a delimiter. */
+  private scanScalar(buf: Buffer, from: number): number {
+    const n = buf.length;
+    for (let i = from; i < n; i++) {
+      const c = buf[i]!;
+      if (c === COMMA || c === RBRACKET || c === LBRACE || c === LBRACKET || c === QUOTE || isSpace(c)) return this.finish(i);
+    }
+    return -1;
+  }
+
+  private finish(end: number): number {
+    this.phase = AFTER;
+    return end;
+  }
+
+  /** Parse the element that ended at `end` in `buf`. */
+  take(buf: Buffer, end: number): unknown {
+    const size = this.size + (end - this.start);
+    if (size > this.maxBytes) throw this.tooLarge();
+    let text: string;
+    if (this.parts.length === 0) {
+      text = buf.toString('utf8', this.start, end);
+    } else {
+      this.parts.push(buf.subarray(this.start, end));
+      text = Buffer.concat(this.parts, size).toString('utf8');
+      this.parts = [];
+    }
+    this.size = 0;
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      // V8's message quotes the body, so only its position is kept (converted to bytes).
+      const m = /at position (\d+)/.exec((err as Error).message);
+      const at = m ? this.elementOffset + Buffer.byteLength(text.slice(0, Number(m[1]))) : this.elementOffset;
+      throw this.invalid(at, `element ${this.index} does not parse`);
+    }
+  }
+
+  /** Throw unless the body was a complete array. */
+  end(total: number): void {
+    if (this.phase === DONE) return;
+    if (this.phase === START) {
+      if (this.bomSeen === 1 || this.bomSeen === 2) throw this.invalid(total, 'an incomplete byte order mark');
+      throw this.malformed(`${this.label} must be a JSON array of objects; got an empty body`);
+    }
+    throw this.invalid(total, 'the body ended before the array was closed');
+  }
+}
+
+/**
+ * Split a JSON array body into its elements as they arrive. Memory stays bounded by the largest
+ * element (plus one chunk), whatever the body's size. A UTF-8 BOM and surrounding whitespace are
+ * accepted. Breaking out of a `for await` over the result stops reading and returns the body's
+ * iterator.
+ *
+ * Errors (AgentError): RESPONSE_MALFORMED when the body is not a JSON array, an element is not an
+ * object (when `objectsOnly`), or the JSON is invalid or truncated; such errors carry a
+ * non-enumerable `bodyPreview` (the first 2 KiB of the body as text, for DEBUG logs only).
+ * RESPONSE_OBJECT_TOO_LARGE when one element passes `maxObjectBytes`. Messages never quote the body.
+ *
+ * With `objectsOnly: false` elements may be any JSON value, despite the element type.
+ */
+export async function* splitJsonArray(
+  body: AsyncIterable<Uint8Array>,
+  options: SplitOptions = {},
+): AsyncGenerator<Record<string, unknown>> {
+  const scanner = new ArrayScanner(
+    options.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES,
+    options.objectsOnly ?? true,
+    options.label ?? 'access response',
+  );
+  let total = 0;
+  for await (const chunk of body) {
+    if (chunk.length === 0) continue;
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    scanner.record(buf);
+    scanner.base = total;
+    total += buf.length;
+    let pos = 0;
+    for (;;) {
+      const end = scanner.scan(buf, pos);
+      if (end < 0) break;
+      yield scanner.take(buf, end) as Record<string, unknown>;
+      pos = end;
+    }
+  }
+  scanner.end(total);
+}

@@ -1,0 +1,122 @@
+/**
+ * `dsr-agent serve`: load the config once, build every dependency, listen, and shut down
+ * gracefully: the first SIGTERM/SIGINT turns /readyz to 503, stops starting jobs, lets running
+ * ones finish within agent.shutdown_grace_seconds (then hands them back to the queue) and exits 0;
+ * a second signal exits at once.
+ */
+import { hkdfSync } from 'node:crypto';
+import { resolve } from 'node:path';
+import { loadConfig, type ConfigSources } from '../config/load.js';
+import { makeSecretsSource } from '../credentials/index.js';
+import { makeSecretsCache } from '../credentials/source.js';
+import { makeEngine } from '../engine/index.js';
+import type { AgentEnv } from '../env.js';
+import { AgentError, ErrorCodes } from '../errors.js';
+import { makeLogger } from '../logger.js';
+import { makeJobQueue } from '../queue/index.js';
+import type { JobView } from '../queue/types.js';
+import { makeReportStorage } from '../storage/index.js';
+import { VERSION } from '../version.js';
+import { buildApp } from './app.js';
+import { makeCallbackSender } from './callback.js';
+import { makeMetrics } from './metrics.js';
+import { makeReadiness } from './readiness.js';
+
+/** Options for {@link serve}. */
+export interface ServeOptions extends ConfigSources {
+  readonly port: number;
+  /** Default 0.0.0.0 (a container listens on all interfaces). */
+  readonly host?: string;
+  readonly env: AgentEnv;
+}
+
+/** A running service. */
+export interface Service {
+  readonly url: string;
+  /** Graceful stop (what the first signal does). */
+  stop(): Promise<void>;
+}
+
+/** Derive the access-token signing key from the API client secret: every replica sharing the secret agrees. */
+export function deriveTokenKey(clientSecret: string): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', clientSecret, 'dsr-agent', 'access-token-v1', 32));
+}
+
+/** Start the service; resolves once listening. Config or credentials problems throw AgentError. */
+export async function startService(opts: ServeOptions): Promise<Service> {
+  const logger = makeLogger({ level: opts.env.logLevel, destination: 1 });
+  const { config, baseDir, source } = await loadConfig(opts);
+  const dataDir = resolve(opts.cwd, opts.env.dataDir ?? 'data');
+  const secrets = makeSecretsCache(makeSecretsSource(config.platform.credentials_manager, baseDir), {
+    ttlMs: config.agent.secret_cache_ttl_seconds * 1000,
+  });
+  if (!config.datagrail_agent_credentials_location) {
+    throw new AgentError(ErrorCodes.CONFIG_INVALID, 'serve needs datagrail_agent_credentials_location: the secret {"client_id", "client_secret"} that API clients authenticate with');
+  }
+  const client = await secrets.get(config.datagrail_agent_credentials_location);
+  if (!client.client_id || !client.client_secret) {
+    throw new AgentError(ErrorCodes.SECRET_INVALID, `the secret at ${config.datagrail_agent_credentials_location} must hold "client_id" and "client_secret"`);
+  }
+  const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir, s3EndpointOverride: opts.env.awsEndpointOverride });
+  const metrics = makeMetrics();
+  const engine = makeEngine({ config, secrets, logger, hooks: metrics.engineHooks });
+  const queue = makeJobQueue({ redisUrl: config.redis_url, dataDir, logger });
+  const readiness = makeReadiness({ engine, storage, secrets, config, logger, intervalMs: config.agent.readiness_interval_seconds * 1000 });
+  const callback = config.callback_url && config.datagrail_credentials_location
+    ? makeCallbackSender({ url: config.callback_url, secrets, location: config.datagrail_credentials_location, logger })
+    : undefined;
+
+  await queue.start(async (job, signal) => {
+    const log = logger.child({ jobId: job.id, type: job.submission.type, attempt: job.attempt });
+    log.info('job started');
+    const result = await engine.run(job.submission, { sink: storage.forJob(job.id), signal });
+    if (signal.aborted) throw signal.reason; // shutdown: hand the job back rather than record a failure
+    metrics.jobFinished(result.type, result.status);
+    log.info({ status: result.status }, 'job finished');
+    if (callback) {
+      const view: JobView = { id: job.id, type: result.type, status: result.status, created_at: '', finished_at: new Date().toISOString(), connections: result.connections };
+      void callback.send(view);
+    }
+    return result;
+  }, config.agent.job_concurrency);
+  readiness.start();
+
+  const tokenKey = deriveTokenKey(client.client_secret);
+  const app = await buildApp({ config, engine, queue, storage, secrets, logger, metrics, tokenKey, readiness, version: VERSION });
+  const address = await app.listen({ port: opts.port, host: opts.host ?? '0.0.0.0' });
+  logger.info({ address, config: source, queue: config.redis_url ? 'redis' : 'embedded', storage: storage.description }, 'dsr-agent serving');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      logger.info({ graceSeconds: config.agent.shutdown_grace_seconds }, 'shutting down: draining jobs');
+      readiness.setDraining();
+      await queue.close(config.agent.shutdown_grace_seconds * 1000);
+      readiness.stop();
+      await app.close();
+      await engine.close();
+      logger.info('stopped');
+    })());
+  return { url: address, stop };
+}
+
+/** Run the service until a signal; the first signal stops gracefully, the second exits at once. */
+export async function serve(opts: ServeOptions): Promise<void> {
+  const service = await startService(opts);
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) {
+      process.stderr.write(`second ${sig}: exiting now\n`);
+      process.exit(1);
+    }
+    service.stop().then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`shutdown failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

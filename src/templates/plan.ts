@@ -1,0 +1,105 @@
+import type { Template } from './parse.js';
+
+/** Where a placeholder sits in a URL template: before the query (segment rules apply) or after. */
+export const URL_BEFORE_QUERY = 0;
+export const URL_QUERY_OR_FRAGMENT = 1;
+
+/** Where a placeholder sits in a JSON skeleton. */
+export const JSON_VALUE = 0; // outside any string literal
+export const JSON_STRING = 1; // inside "..."
+export const JSON_ESCAPE = 2; // inside "..." right after a lone backslash
+
+/**
+ * Everything rendering needs, precomputed once per template: literals interleaved with names
+ * (`literals[0] names[0] literals[1] … names[n-1] literals[n]`) and each placeholder's context.
+ */
+export interface Plan {
+  readonly literals: readonly string[];
+  readonly names: readonly string[];
+  /** URL_* per placeholder. */
+  readonly url: Uint8Array;
+  /** JSON_* per placeholder. */
+  readonly json: Uint8Array;
+  /** Index of the first placeholder in JSON_ESCAPE context, or -1. */
+  readonly jsonEscapeAt: number;
+}
+
+const plans = new WeakMap<Template, Plan>();
+
+/** The plan of `t`, built on first use and cached for the template's lifetime. */
+export function planOf(t: Template): Plan {
+  let plan = plans.get(t);
+  if (plan === undefined) {
+    plan = makePlan(t);
+    plans.set(t, plan);
+  }
+  return plan;
+}
+
+function makePlan(t: Template): Plan {
+  const literals: string[] = [''];
+  const names: string[] = [];
+  for (const part of t.parts) {
+    if ('literal' in part) literals[literals.length - 1] += part.literal;
+    else {
+      names.push(part.name);
+      literals.push('');
+    }
+  }
+  const url = new Uint8Array(names.length);
+  const json = new Uint8Array(names.length);
+  const urlScan = makeUrlScanner();
+  const jsonScan = makeJsonScanner();
+  let jsonEscapeAt = -1;
+  for (let i = 0; i < names.length; i++) {
+    url[i] = urlScan(literals[i]);
+    json[i] = jsonScan(literals[i]);
+    if (json[i] === JSON_ESCAPE && jsonEscapeAt < 0) jsonEscapeAt = i;
+  }
+  return { literals, names, url, json, jsonEscapeAt };
+}
+
+/**
+ * Feed the literals in order; each call returns the context after that literal. A placeholder
+ * never moves the state: identifier values are percent-encoded, so they hold no `/?#`.
+ */
+function makeUrlScanner(): (literal: string) => number {
+  let state: 'start' | 'authority' | 'path' | 'query' | 'fragment' = 'start';
+  return (literal) => {
+    for (let k = 0; k < literal.length; k++) {
+      const c = literal[k];
+      if (c === '#') state = 'fragment';
+      else if (state === 'fragment') continue;
+      else if (c === '?') state = 'query';
+      else if (state === 'query') continue;
+      else if (state === 'start' && literal.startsWith('://', k)) {
+        state = 'authority';
+        k += 2;
+      } else if (c === '/' || c === '\\') state = 'path';
+    }
+    return state === 'query' || state === 'fragment' ? URL_QUERY_OR_FRAGMENT : URL_BEFORE_QUERY;
+  };
+}
+
+/**
+ * A tiny JSON string-state scanner over the literal skeleton. Placeholders never move the state:
+ * identifiers are inserted as escaped string content or as a complete string literal.
+ */
+function makeJsonScanner(): (literal: string) => number {
+  let inString = false;
+  let escaped = false;
+  return (literal) => {
+    for (let k = 0; k < literal.length; k++) {
+      const c = literal.charCodeAt(k);
+      if (!inString) {
+        if (c === 0x22 /* " */) inString = true;
+      } else if (escaped) escaped = false;
+      else if (c === 0x5c /* \ */) escaped = true;
+      else if (c === 0x22) inString = false;
+    }
+    if (!inString) return JSON_VALUE;
+    if (!escaped) return JSON_STRING;
+    escaped = false; // the placeholder's first character completes the escape
+    return JSON_ESCAPE;
+  };
+}
