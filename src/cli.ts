@@ -126,7 +126,7 @@ program
   .option('-p, --port <port>', 'port to listen on (default $PORT or 8080)')
   .action(async (o: { port?: string }, cmd: Command) => {
     const { serve } = await import('./server/main.js');
-    await serve({ ...sources(cmd.optsWithGlobals()), port: o.port ? Number(o.port) : env.port ?? 8080, env });
+    await serve({ ...sources(cmd.optsWithGlobals()), port: o.port ? Number(o.port) : env.port ?? 8080, agentEnv: env });
   });
 
 try {

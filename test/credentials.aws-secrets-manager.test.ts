@@ -13,7 +13,7 @@ describe('AWSSecretsManager against a Secrets Manager endpoint', () => {
     fake = await startSecretsManager({
       'api/basic': { credentials: 'dXNlcjpwYXNz', port: 8443, verify: true },
       'arn:aws:secretsmanager:us-east-1:123456789012:secret:acme-AbCdEf': { token: 'from-arn' },
-      'not-json': `credentials=${LEAK}`,
+      'not-json': `${LEAK}=credentials`,
       'truncated-json': `{"credentials": "${LEAK}`,
       'array': [LEAK],
       'nested': { credentials: { inner: LEAK } },

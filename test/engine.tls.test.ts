@@ -26,7 +26,7 @@ describe('verify_ssl', () => {
   });
 
   it('a healthy test query on HTTPS with verify_ssl "false"', async () => {
-    const c = connection({}, { queries: { test: [query(`${target.url}/health`, { verify_ssl: 'false' })] }, capabilities: [] });
+    const c = connection({ delete: [query(`${target.url}/d`, { verb: 'DELETE', verify_ssl: 'false' })] }, { queries: { test: [query(`${target.url}/health`, { verify_ssl: 'false' })], delete: [query(`${target.url}/d`, { verb: 'DELETE', verify_ssl: 'false' })] } });
     const agent = makeTestAgent([c]);
     const [r] = await agent.engine.test();
     await agent.close();

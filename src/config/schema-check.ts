@@ -78,7 +78,7 @@ function parentSchemaOf(e: SchemaError): Record<string, unknown> {
 function describeRequired(e: SchemaError, missing: string): string {
   const props = (parentSchemaOf(e).properties ?? {}) as Record<string, { description?: string }>;
   const description = props[missing]?.description;
-  return `add the required field '${missing}'${description ? `: ${lowerFirst(description)}` : ''}`;
+  return `add the required field '${missing}'${description ? `: ${lowerFirst(description).replace(/\.$/, '')}` : ''}`;
 }
 
 const lowerFirst = (s: string): string => (/^[A-Z][a-z]/.test(s) ? s[0].toLowerCase() + s.slice(1) : s);

@@ -4,12 +4,13 @@
  * validation and the generated API docs.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 
 // Under NodeNext the CommonJS default export of ajv-formats sits at `.default`.
-const addFormats = (addFormatsModule as unknown as { default: typeof addFormatsModule }).default;
+const addFormats = addFormatsModule.default;
 
 /** Folder holding the schema files: `<package root>/schemas` (this module is src/config/ or dist/config/). */
 export const SCHEMA_DIR = fileURLToPath(new URL('../../schemas/', import.meta.url));
@@ -21,9 +22,6 @@ export const SCHEMA_FILES = [
   'apiproxy-query.schema.json',
 ] as const;
 
-/** The `$id` of the root schema (the whole agent config). */
-export const AGENT_CONFIG_SCHEMA_ID = 'https://dsr-agent/schemas/agent-config.schema.json';
-
 /** A JSON Schema as parsed from its file. */
 export type JsonSchema = Record<string, unknown>;
 
@@ -31,7 +29,7 @@ export type JsonSchema = Record<string, unknown>;
 export function readSchemas(dir: string = SCHEMA_DIR): Record<(typeof SCHEMA_FILES)[number], JsonSchema> {
   const out = {} as Record<(typeof SCHEMA_FILES)[number], JsonSchema>;
   for (const file of SCHEMA_FILES) {
-    out[file] = JSON.parse(readFileSync(new URL(file, `file://${dir.endsWith('/') ? dir : `${dir}/`}`), 'utf8'));
+    out[file] = JSON.parse(readFileSync(join(dir, file), 'utf8'));
   }
   return out;
 }
@@ -50,7 +48,7 @@ export function getConfigValidator(): ValidateFunction {
   addFormats(ajv, ['uuid', 'uri']);
   const schemas = readSchemas();
   for (const schema of Object.values(schemas)) ajv.addSchema(schema);
-  compiled = ajv.getSchema(AGENT_CONFIG_SCHEMA_ID) as ValidateFunction;
+  compiled = ajv.getSchema(String(schemas[SCHEMA_FILES[0]].$id)) as ValidateFunction;
   return compiled;
 }
 

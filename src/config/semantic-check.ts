@@ -21,25 +21,34 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 type Push = (path: string, message: string) => void;
 
-/** Check one template; on failure report the parser's message (it names no template content). */
+/** Check one template; on failure report the parser's message, with template text taken out. */
 function checkTemplate(source: string, path: string, push: Push): boolean {
   try {
     parseTemplate(source);
     return true;
   } catch (err) {
-    const message = isAgentError(err) && !leaks(err.message, source) ? err.message : 'the template does not parse';
-    push(path, `${message}; write placeholders as {name} and literal braces as {{ and }}`);
+    const message = isAgentError(err) ? withoutFields(err.message, source) : 'the template does not parse';
+    push(path, message);
     return false;
   }
 }
 
-/** True when a message repeats a run of the template text (which may hold a token). */
-function leaks(message: string, source: string): boolean {
-  const literal = source.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, '\u0000');
-  for (const part of literal.split('\u0000')) {
-    for (let i = 0; i + 6 <= part.length; i++) if (message.includes(part.slice(i, i + 6))) return true;
+/**
+ * The parser quotes the text after a '{' (up to 32 characters) in its messages; in a header or
+ * URL that text may be part of a token. Replace the quoted text with '…' (the message keeps
+ * its column, which is enough to find the spot).
+ */
+function withoutFields(message: string, source: string): string {
+  let out = message;
+  for (let i = source.indexOf('{'); i >= 0; i = source.indexOf('{', i + 1)) {
+    const rest = source.slice(i + 1);
+    const end = rest.search(/[{}]/);
+    const chars = [...(end < 0 ? rest : rest.slice(0, end))];
+    if (chars.length === 0) continue;
+    const shown = chars.length > 32 ? `${chars.slice(0, 32).join('')}…` : chars.join('');
+    out = out.replaceAll(`'{${shown}}'`, "'{…}'").replaceAll(`'{${shown}'`, "'{…'");
   }
-  return false;
+  return out;
 }
 
 /**

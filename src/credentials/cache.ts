@@ -37,9 +37,10 @@ export function makeSecretsCache(source: SecretsSource, options: SecretsCacheOpt
     entries.set(location, entry);
     promise.then(
       () => {
-        if (entries.get(location) === entry) entry.expiresAt = now() + ttlMs;
+        entry.expiresAt = now() + ttlMs;
       },
       () => {
+        // Only this fetch's own entry: after an invalidate, a newer fetch may own the slot.
         if (entries.get(location) === entry) entries.delete(location);
       },
     );

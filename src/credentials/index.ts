@@ -1,9 +1,7 @@
 /** Building the configured credentials provider. */
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { CredentialsManagerConfig } from '../config/types.js';
 import { AgentError, ErrorCodes } from '../errors.js';
-import { makeAwsSecretsManagerSource } from './aws-secrets-manager.js';
-import { makeAwsSsmSource } from './aws-ssm.js';
 import { makeJsonFileSource } from './json-file.js';
 import type { SecretsSource } from './source.js';
 
@@ -16,6 +14,15 @@ export const CREDENTIALS_PROVIDERS: readonly CredentialsManagerConfig['provider'
   'AWSSSMParameterStore',
   'JSONFile',
 ];
+
+/**
+ * A source whose provider module is imported on first use: the AWS SDK clients take ~0.5 s to load,
+ * which a `dsr-agent validate` or a JSONFile setup should not pay.
+ */
+function lazySource(load: () => Promise<SecretsSource>): SecretsSource {
+  let source: Promise<SecretsSource> | undefined;
+  return { get: async (location) => (await (source ??= load())).get(location) };
+}
 
 function optionalString(options: Readonly<Record<string, unknown>>, key: string): string | undefined {
   const value = options[key];
@@ -37,10 +44,14 @@ function optionalString(options: Readonly<Record<string, unknown>>, key: string)
 export function makeSecretsSource(cfg: CredentialsManagerConfig, baseDir: string): SecretsSource {
   const options = cfg.options ?? {};
   switch (cfg.provider) {
-    case 'AWSSecretsManager':
-      return makeAwsSecretsManagerSource({ region: optionalString(options, 'region') });
-    case 'AWSSSMParameterStore':
-      return makeAwsSsmSource({ region: optionalString(options, 'region') });
+    case 'AWSSecretsManager': {
+      const region = optionalString(options, 'region');
+      return lazySource(async () => (await import('./aws-secrets-manager.js')).makeAwsSecretsManagerSource({ region }));
+    }
+    case 'AWSSSMParameterStore': {
+      const region = optionalString(options, 'region');
+      return lazySource(async () => (await import('./aws-ssm.js')).makeAwsSsmSource({ region }));
+    }
     case 'JSONFile': {
       const filename = optionalString(options, 'filename');
       if (filename === undefined) {
@@ -50,7 +61,7 @@ export function makeSecretsSource(cfg: CredentialsManagerConfig, baseDir: string
             '(relative to the config file\'s folder, or absolute).',
         );
       }
-      return makeJsonFileSource({ path: isAbsolute(filename) ? filename : resolve(baseDir, filename) });
+      return makeJsonFileSource({ path: resolve(baseDir, filename) });
     }
     default:
       throw new AgentError(

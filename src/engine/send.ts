@@ -10,7 +10,7 @@ export interface RetryPolicy {
   readonly retries: number;
   /** First backoff delay. Default 1000 ms (1 s). */
   readonly minDelayMs: number;
-  /** Cap on one backoff delay, and on an honoured Retry-After. Default 30 000 ms (30 s). */
+  /** Cap on one backoff delay (a Retry-After is honoured beyond it, within the job deadline). Default 30 000 ms (30 s). */
   readonly maxDelayMs: number;
 }
 
@@ -118,7 +118,8 @@ export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promis
       signal,
       onFailedAttempt: async ({ error, attemptNumber, retriesLeft, retryDelay }) => {
         const retryAfter = error instanceof RetryableStatus ? error.retryAfterMs : undefined;
-        const extra = retryAfter === undefined ? 0 : Math.max(0, Math.min(retryAfter, policy.maxDelayMs) - retryDelay);
+        // Retry-After is honoured in full; only the cumulative job deadline bounds it.
+        const extra = retryAfter === undefined ? 0 : Math.max(0, retryAfter - retryDelay);
         if (retriesLeft > 0) {
           opts.onRetry?.({
             attempt: attemptNumber,

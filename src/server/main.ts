@@ -27,7 +27,8 @@ export interface ServeOptions extends ConfigSources {
   readonly port: number;
   /** Default 0.0.0.0 (a container listens on all interfaces). */
   readonly host?: string;
-  readonly env: AgentEnv;
+  /** Settings read from the environment (LOGLEVEL, DSR_AGENT_DATA_DIR, ...). */
+  readonly agentEnv: AgentEnv;
 }
 
 /** A running service. */
@@ -44,9 +45,9 @@ export function deriveTokenKey(clientSecret: string): Uint8Array {
 
 /** Start the service; resolves once listening. Config or credentials problems throw AgentError. */
 export async function startService(opts: ServeOptions): Promise<Service> {
-  const logger = makeLogger({ level: opts.env.logLevel, destination: 1 });
+  const logger = makeLogger({ level: opts.agentEnv.logLevel, destination: 1 });
   const { config, baseDir, source } = await loadConfig(opts);
-  const dataDir = resolve(opts.cwd, opts.env.dataDir ?? 'data');
+  const dataDir = resolve(opts.cwd, opts.agentEnv.dataDir ?? 'data');
   const secrets = makeSecretsCache(makeSecretsSource(config.platform.credentials_manager, baseDir), {
     ttlMs: config.agent.secret_cache_ttl_seconds * 1000,
   });
@@ -57,7 +58,7 @@ export async function startService(opts: ServeOptions): Promise<Service> {
   if (!client.client_id || !client.client_secret) {
     throw new AgentError(ErrorCodes.SECRET_INVALID, `the secret at ${config.datagrail_agent_credentials_location} must hold "client_id" and "client_secret"`);
   }
-  const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir, s3EndpointOverride: opts.env.awsEndpointOverride });
+  const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir, s3EndpointOverride: opts.agentEnv.awsEndpointOverride });
   const metrics = makeMetrics();
   const engine = makeEngine({ config, secrets, logger, hooks: metrics.engineHooks });
   const queue = makeJobQueue({ redisUrl: config.redis_url, dataDir, logger });

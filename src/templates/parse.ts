@@ -32,29 +32,30 @@ function quote(text: string): string {
   return chars.length > 32 ? `${chars.slice(0, 32).join('')}…` : text;
 }
 
-function invalid(source: string, index: number, message: string): AgentError {
-  return new AgentError(ErrorCodes.TEMPLATE_INVALID, message.replace('@', describePosition(source, index)));
+/** TEMPLATE_INVALID; `message` receives the position text of `index`. */
+function invalid(source: string, index: number, message: (at: string) => string): AgentError {
+  return new AgentError(ErrorCodes.TEMPLATE_INVALID, message(describePosition(source, index)));
 }
 
 /** Why `{field}` (the text between the braces) is not a plain named placeholder, as a full message. */
-function fieldProblem(field: string, closed: boolean): string {
+function fieldProblem(field: string, closed: boolean, at: string): string {
   const shown = `'{${quote(field)}${closed ? '}' : ''}'`;
-  if (field === '') return `empty placeholder '{}' at @: ${ONLY_NAMED}; write '{{}}' for literal braces`;
+  if (field === '') return `empty placeholder '{}' at ${at}: ${ONLY_NAMED}; write '{{}}' for literal braces`;
   const cut = field.search(/[!:]/);
   const arg = cut < 0 ? field : field.slice(0, cut);
-  if (arg === '') return `placeholder ${shown} at @ has no name: ${ONLY_NAMED}`;
-  if (/^[0-9]+([.[]|$)/.test(arg)) return `positional placeholder ${shown} at @: ${ONLY_NAMED}`;
+  if (arg === '') return `placeholder ${shown} at ${at} has no name: ${ONLY_NAMED}`;
+  if (/^[0-9]+([.[]|$)/.test(arg)) return `positional placeholder ${shown} at ${at}: ${ONLY_NAMED}`;
   if (/^[A-Za-z_][A-Za-z0-9_]*[.[]/.test(arg)) {
-    return `attribute or index access in ${shown} at @ is not supported: ${ONLY_NAMED}`;
+    return `attribute or index access in ${shown} at ${at} is not supported: ${ONLY_NAMED}`;
   }
   if (!NAME.test(arg)) {
     return (
-      `${shown} at @ is not a valid placeholder name (letters, digits and '_', not starting with a digit): ` +
+      `${shown} at ${at} is not a valid placeholder name (letters, digits and '_', not starting with a digit): ` +
       `${ONLY_NAMED}; for a literal brace write '{{' or '}}' (a JSON body is written "{{\\"email\\": \\"{email}\\"}}")`
     );
   }
-  if (field[cut] === '!') return `conversion in ${shown} at @ is not supported: ${ONLY_NAMED}, without '!r'/'!s'`;
-  return `format spec in ${shown} at @ is not supported: ${ONLY_NAMED}, without ':...'`;
+  if (field[cut] === '!') return `conversion in ${shown} at ${at} is not supported: ${ONLY_NAMED}, without '!r'/'!s'`;
+  return `format spec in ${shown} at ${at} is not supported: ${ONLY_NAMED}, without ':...'`;
 }
 
 /**
@@ -79,7 +80,7 @@ export function parseSource(source: string): Template {
     literal += source.slice(runStart, i);
     const next = source.charCodeAt(i + 1);
     if (c === 0x7d) {
-      if (next !== 0x7d) throw invalid(source, i, "unbalanced '}' at @: write '}}' for a literal brace");
+      if (next !== 0x7d) throw invalid(source, i, (at) => `unbalanced '}' at ${at}: write '}}' for a literal brace`);
       literal += '}';
       i += 2;
       runStart = i;
@@ -95,11 +96,11 @@ export function parseSource(source: string): Template {
     while (j < n && source[j] !== '}' && source[j] !== '{') j++;
     const field = source.slice(i + 1, j);
     if (j === n) {
-      if (field === '') throw invalid(source, i, "unbalanced '{' at @: write '{{' for a literal brace");
+      if (field === '') throw invalid(source, i, (at) => `unbalanced '{' at ${at}: write '{{' for a literal brace`);
       throw invalid(
         source,
         i,
-        `unterminated placeholder '{${quote(field)}' at @: close it with '}', or write '{{' for a literal brace`,
+        (at) => `unterminated placeholder '{${quote(field)}' at ${at}: close it with '}', or write '{{' for a literal brace`,
       );
     }
     if (source[j] === '{' || !NAME.test(field)) {
@@ -108,10 +109,10 @@ export function parseSource(source: string): Template {
         throw invalid(
           source,
           j,
-          `unexpected '{' at @ inside a placeholder: close the placeholder with '}', or write '{{' for a literal brace`,
+          (at) => `unexpected '{' at ${at} inside a placeholder: close the placeholder with '}', or write '{{' for a literal brace`,
         );
       }
-      throw invalid(source, i, fieldProblem(field, source[j] === '}'));
+      throw invalid(source, i, (at) => fieldProblem(field, source[j] === '}', at));
     }
     if (literal !== '') parts.push(Object.freeze({ literal }));
     literal = '';

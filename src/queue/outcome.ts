@@ -1,0 +1,68 @@
+/** What both queues share: job ids, and turning a processor's outcome into a final record. */
+import { randomUUID } from 'node:crypto';
+import { AgentError, ErrorCodes } from '../errors.js';
+import type { JobResult } from '../engine/index.js';
+import type { JobState, JobSubmission, JobView } from './types.js';
+
+const JOB_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** True when `id` is a valid job id (see {@link assertJobId}). */
+export function isJobId(id: unknown): id is string {
+  return typeof id === 'string' && JOB_ID.test(id) && id !== '.' && id !== '..';
+}
+
+/** Check a client job id: 1–128 of `A-Z a-z 0-9 . _ -` (ids become file names and Redis keys). Throws BAD_REQUEST. */
+export function assertJobId(id: unknown): asserts id is string {
+  if (!isJobId(id)) {
+    throw new AgentError(ErrorCodes.BAD_REQUEST, 'job id must be 1-128 characters of A-Z, a-z, 0-9, ".", "_" or "-"; omit it to get a random UUID');
+  }
+}
+
+/** The id a submission gets: the client's (validated) or a random UUID. */
+export function makeJobId(submission: JobSubmission): string {
+  if (submission.id === undefined) return randomUUID();
+  assertJobId(submission.id);
+  return submission.id;
+}
+
+/** True for succeeded, partial and failed. */
+export function isFinal(status: JobState): boolean {
+  return status === 'succeeded' || status === 'partial' || status === 'failed';
+}
+
+/** The submission without identifiers: what may stay stored once a job is final. */
+export function withoutIdentifiers(submission: JobSubmission): Omit<JobSubmission, 'identifiers'> {
+  const { identifiers: _dropped, ...rest } = submission;
+  return rest;
+}
+
+/** How a job attempt ended, as stored by either queue. */
+export interface JobOutcome {
+  status: 'succeeded' | 'partial' | 'failed';
+  connections: JobView['connections'];
+  error?: { code: string; message: string };
+}
+
+/**
+ * Decide what a settled processor means. `undefined` means "hand the job back": the queue's close
+ * signal was aborted and the job did not fully succeed (an aborted engine run resolves with
+ * CANCELLED connections, which must not become the final answer). A throw is a failed job: an
+ * AgentError keeps its code (e.g. CONNECTION_NOT_FOUND), anything else is INTERNAL with a fixed
+ * message (the error itself goes to the log at DEBUG, as it may carry personal data).
+ */
+export function settleOutcome(
+  settled: { ok: true; result: JobResult } | { ok: false; error: unknown },
+  closeAborted: boolean,
+): JobOutcome | undefined {
+  if (settled.ok) {
+    if (closeAborted && settled.result.status !== 'succeeded') return undefined;
+    return { status: settled.result.status, connections: settled.result.connections };
+  }
+  if (closeAborted) return undefined;
+  const err = settled.error;
+  const error =
+    err instanceof AgentError
+      ? err.toJSON()
+      : { code: ErrorCodes.INTERNAL, message: 'the job failed with an unexpected error; run with LOGLEVEL=DEBUG for details' };
+  return { status: 'failed', connections: [], error };
+}

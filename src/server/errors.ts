@@ -1,0 +1,97 @@
+/**
+ * How the job API answers failures: one `{"error", "message"}` shape, a 4xx for anything the client
+ * can fix (with what to fix), a 500 with a generic message (details in the log) for anything else.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { isAgentError, ErrorCodes } from '../errors.js';
+
+/** The body of every job API error. */
+export interface ApiError {
+  error: string;
+  message: string;
+}
+
+/** One ajv error as fastify hands it over. */
+interface ValidationIssue {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+const BODY_LIMIT_HINT = 'send at most 64 KiB: a job needs only its type, identifiers and optional connections';
+
+/** Turn one ajv error into a sentence naming the field, e.g. "body/type must be one of access, delete". */
+export function describeValidationIssue(issue: ValidationIssue, context: string): string {
+  const where = `${context}${issue.instancePath}`;
+  const p = issue.params;
+  switch (issue.keyword) {
+    case 'enum':
+      return `${where} must be one of ${(p.allowedValues as unknown[]).map(String).join(', ')}`;
+    case 'required':
+      return `${where} must have the property '${String(p.missingProperty)}'`;
+    case 'additionalProperties':
+      return `${where} has an unknown property '${String(p.additionalProperty).slice(0, 64)}'; remove it or check its spelling`;
+    case 'type':
+      return `${where} must be ${p.type === 'object' ? 'an object' : p.type === 'array' ? 'an array' : `a ${String(p.type)}`}`;
+    case 'minProperties':
+      return `${where} must have at least ${String(p.limit)} propert${p.limit === 1 ? 'y' : 'ies'}, e.g. {"email": "peter@initech.com"}`;
+    case 'maxProperties':
+      return `${where} must have at most ${String(p.limit)} properties`;
+    case 'minLength':
+      return p.limit === 1 ? `${where} must not be empty` : `${where} must be at least ${String(p.limit)} characters long`;
+    case 'maxLength':
+      return `${where} must be at most ${String(p.limit)} characters long`;
+    case 'minItems':
+      return `${where} must have at least ${String(p.limit)} item${p.limit === 1 ? '' : 's'}; omit it to use every live connection`;
+    case 'maxItems':
+      return `${where} must have at most ${String(p.limit)} items`;
+    case 'propertyNames':
+      return `${where} has an invalid property name: identifier names are snake_case (letters, digits, underscores), e.g. user_id`;
+    case 'pattern':
+      return `${where} must match ${String(p.pattern)}`;
+    case 'maximum':
+    case 'minimum':
+      return `${where} must be ${issue.keyword === 'maximum' ? '<=' : '>='} ${String(p.limit)}`;
+    default:
+      return `${where} ${issue.message ?? 'is invalid'}`;
+  }
+}
+
+/** The API error for a fastify/AgentError failure, or undefined when it is a server fault (500). */
+export function toClientError(err: FastifyError): { status: number; body: ApiError } | undefined {
+  if (err.validation) {
+    const issue = err.validation[0] as unknown as ValidationIssue;
+    return { status: 400, body: { error: 'invalid_request', message: describeValidationIssue(issue, err.validationContext ?? 'request') } };
+  }
+  if (isAgentError(err, ErrorCodes.BAD_REQUEST)) return { status: 400, body: { error: 'invalid_request', message: err.message } };
+  if (isAgentError(err, ErrorCodes.CONNECTION_NOT_FOUND)) return { status: 404, body: { error: 'connection_not_found', message: err.message } };
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, body: { error: 'payload_too_large', message: `the request body is too large; ${BODY_LIMIT_HINT}` } };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, body: { error: 'unsupported_media_type', message: 'unsupported Content-Type; send the body as application/json' } };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { status: 400, body: { error: 'invalid_request', message: 'the body is not valid JSON; send a JSON object such as {"type": "access", "identifiers": {"email": "..."}}' } };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, body: { error: 'invalid_request', message: 'the body is empty but Content-Type is application/json; send a JSON object or drop the header' } };
+  }
+  // Other fastify client errors (bad Content-Length, aborted body, ...) keep their status and safe message.
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) return { status, body: { error: 'invalid_request', message: err.message } };
+  return undefined;
+}
+
+/** fastify error handler for the job API. */
+export function apiErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const known = toClientError(err);
+  if (known) {
+    request.log.info({ status: known.status, error: known.body.error }, 'request rejected');
+    void reply.code(known.status).send(known.body);
+    return;
+  }
+  // Only the error's class and code at ERROR: its message or stack may quote input, so they are logged at DEBUG.
+  request.log.error({ err: { type: err.name, code: err.code } }, 'request failed');
+  request.log.debug({ err }, 'request failure detail');
+  void reply.code(500).send({ error: 'internal_error', message: `the agent failed unexpectedly; the log has the details under request id ${request.id}` });
+}
