@@ -67,7 +67,7 @@ export async function collectIdentifiers(body: Body, name: string, into: Set<str
   let found = 0;
   let index = 0;
   try {
-    for await (const obj of splitJsonArray(body as AsyncIterable<Uint8Array>, { maxObjectBytes })) {
+    for await (const obj of splitJsonArray(body as AsyncIterable<Uint8Array>, { maxObjectBytes, label: 'identifiers response' })) {
       index++;
       const v = obj[name];
       if (v === undefined || v === null) continue;

@@ -99,8 +99,18 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
     return p;
   }
 
-  async function viewOf(job: StoredJob): Promise<JobView> {
-    const state = await job.getState();
+  /**
+   * Read a job: its state first, then its hash. The hash is then at least as new as the state, so
+   * a 'completed' state always comes with its return value.
+   */
+  async function load(bullId: string): Promise<{ job: StoredJob; view: JobView } | undefined> {
+    const state = await queue.getJobState(bullId);
+    if (state === 'unknown') return undefined;
+    const job = (await queue.getJob(bullId)) as StoredJob | undefined;
+    return job ? { job, view: viewOf(job, state) } : undefined;
+  }
+
+  function viewOf(job: StoredJob, state: string): JobView {
     let status: JobState = 'queued';
     const view: JobView = { id: fromBullId(job.id as string), type: job.data.type, status, created_at: iso(job.timestamp) as string, connections: [] };
     if (state === 'active') {
@@ -132,8 +142,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
   async function get(id: string): Promise<JobView | undefined> {
     if (!isJobId(id)) return undefined;
     try {
-      const job = (await queue.getJob(toBullId(id))) as StoredJob | undefined;
-      return job ? await viewOf(job) : undefined;
+      return (await load(toBullId(id)))?.view;
     } catch (err) {
       throw redisError('read the job', err);
     }
@@ -218,18 +227,18 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
       const id = makeJobId(submission);
       const bullId = toBullId(id);
       try {
-        const existing = (await queue.getJob(bullId)) as StoredJob | undefined;
-        if (existing) return { job: await viewOf(existing), created: false };
+        const existing = await load(bullId);
+        if (existing) return { job: existing.view, created: false };
         const nonce = randomUUID();
         const data: StoredData = { type: submission.type, identifiers: { ...submission.identifiers }, nonce };
         if (submission.connections) data.connections = [...submission.connections];
         // jobId makes BullMQ ignore a second add of the same id (another replica racing us).
         await queue.add(submission.type, data, { jobId: bullId, attempts: 1, removeOnComplete: false, removeOnFail: false });
-        const stored = (await queue.getJob(bullId)) as StoredJob | undefined;
+        const stored = await load(bullId);
         if (!stored) throw new Error('the job disappeared right after it was added');
-        const created = stored.data.nonce === nonce;
+        const created = true;
         if (created) log.info({ jobId: id, type: submission.type }, 'job accepted');
-        return { job: await viewOf(stored), created };
+        return { job: stored.view, created };
       } catch (err) {
         throw redisError('store the job', err);
       }

@@ -59,7 +59,7 @@ function describeStart(c: number): string {
  * element; the hot loops keep their state in locals and write it back when the chunk runs out.
  */
 class ArrayScanner {
-  phase = START as number;
+  phase = START;
   /** Absolute offset of the current chunk's first byte. */
   base = 0;
   /** Elements started so far (the current one's 1-based index while inside it). */
@@ -104,15 +104,16 @@ class ArrayScanner {
     return err;
   }
 
-  private invalid(offset: number, what: string): AgentError {
-    return this.malformed(`${this.label} is not valid JSON: ${what} at byte ${offset}`);
+  private invalid(what: string): AgentError {
+    return this.malformed(`${this.label} is not valid JSON: ${what}`);
   }
 
   private tooLarge(): AgentError {
-    const cap = this.maxBytes / MiB;
+    const mib = this.maxBytes / MiB;
+    const cap = Number.isInteger(mib) ? `${mib} MiB` : `${mib.toFixed(2)} MiB (${this.maxBytes} bytes)`;
     return new AgentError(
       ErrorCodes.RESPONSE_OBJECT_TOO_LARGE,
-      `${this.label} element ${this.index} is larger than the ${Number.isInteger(cap) ? cap : cap.toFixed(2)} MiB cap on one object; ` +
+      `${this.label} element ${this.index} is larger than the ${cap} cap on one object; ` +
         'set agent.max_object_bytes higher to accept it',
     );
   }
@@ -144,7 +145,7 @@ class ArrayScanner {
           if (this.base + i === this.bomSeen && this.bomSeen < 3 && c === BOM[this.bomSeen]) {
             this.bomSeen++;
           } else if (this.bomSeen === 1 || this.bomSeen === 2) {
-            throw this.invalid(this.base + i, 'an incomplete byte order mark');
+            throw this.invalid(`incomplete byte order mark at byte ${this.base + i}`);
           } else if (c === LBRACKET) {
             this.phase = VALUE;
             this.allowClose = true;
@@ -158,7 +159,7 @@ class ArrayScanner {
             this.phase = DONE;
             i++;
           } else if (c === COMMA || c === RBRACKET) {
-            throw this.invalid(this.base + i, 'a value is missing');
+            throw this.invalid(`a value is missing at byte ${this.base + i}`);
           } else {
             this.begin(buf, i, c);
           }
@@ -170,12 +171,12 @@ class ArrayScanner {
           } else if (c === RBRACKET) {
             this.phase = DONE;
           } else {
-            throw this.invalid(this.base + i, `"," or "]" expected after element ${this.index}`);
+            throw this.invalid(`"," or "]" expected after element ${this.index}, at byte ${this.base + i}`);
           }
           i++;
           break;
         default:
-          throw this.invalid(this.base + i, 'unexpected data after the end of the array');
+          throw this.invalid(`unexpected data after the end of the array, at byte ${this.base + i}`);
       }
     }
     return -1;
@@ -185,7 +186,7 @@ class ArrayScanner {
     this.index++;
     if (this.objectsOnly && c !== LBRACE) {
       const got = describeStart(c);
-      if (got === 'invalid JSON') throw this.invalid(this.base + i, `element ${this.index} is not a JSON value`);
+      if (got === 'invalid JSON') throw this.invalid(`element ${this.index} is not a JSON value (byte ${this.base + i})`);
       throw this.malformed(`${this.label} must be a JSON array of objects; element ${this.index} is ${got}`);
     }
     this.phase = ELEMENT;
@@ -305,21 +306,30 @@ class ArrayScanner {
     try {
       return JSON.parse(text);
     } catch (err) {
-      // V8's message quotes the body, so only its position is kept (converted to bytes).
-      const m = /at position (\d+)/.exec((err as Error).message);
-      const at = m ? this.elementOffset + Buffer.byteLength(text.slice(0, Number(m[1]))) : this.elementOffset;
-      throw this.invalid(at, `element ${this.index} does not parse`);
+      throw this.parseError(text, (err as Error).message);
     }
+  }
+
+  /**
+   * V8's positioned messages ("Expected ',' or '}' after property value in JSON at position 8")
+   * are fixed text and are kept; the others ("Unexpected token 'x', "…" is not valid JSON") quote
+   * the body and are dropped.
+   */
+  private parseError(text: string, v8Message: string): AgentError {
+    const m = /^([^"]*) in JSON at position (\d+)/.exec(v8Message);
+    if (!m || m[1]!.includes('token')) return this.invalid(`element ${this.index} (starting at byte ${this.elementOffset}) does not parse`);
+    const at = this.elementOffset + Buffer.byteLength(text.slice(0, Number(m[2])));
+    return this.invalid(`element ${this.index} does not parse: ${m[1]} at byte ${at}`);
   }
 
   /** Throw unless the body was a complete array. */
   end(total: number): void {
     if (this.phase === DONE) return;
     if (this.phase === START) {
-      if (this.bomSeen === 1 || this.bomSeen === 2) throw this.invalid(total, 'an incomplete byte order mark');
+      if (this.bomSeen === 1 || this.bomSeen === 2) throw this.invalid(`incomplete byte order mark at byte ${total}`);
       throw this.malformed(`${this.label} must be a JSON array of objects; got an empty body`);
     }
-    throw this.invalid(total, 'the body ended before the array was closed');
+    throw this.invalid(`the body ended at byte ${total}, before the array was closed (truncated response?)`);
   }
 }
 

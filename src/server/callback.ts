@@ -76,14 +76,22 @@ export function makeCallbackSender(opts: CallbackSenderOptions): CallbackSender 
 
   async function attempt(body: string, refreshed: { done: boolean }): Promise<void> {
     const auth = await authorization();
-    const res = await request(opts.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
-      body,
-      signal: AbortSignal.any([closing.signal, AbortSignal.timeout(attemptTimeoutMs)]),
-      ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
-    });
-    await res.body.dump();
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(opts.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+        body,
+        signal: AbortSignal.any([closing.signal, AbortSignal.timeout(attemptTimeoutMs)]),
+        ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
+      });
+      await res.body.dump();
+    } catch (err) {
+      if (closing.signal.aborted) throw new AbortError(new CallbackError('abandoned at shutdown'));
+      // A network error (refused, reset, DNS, timeout): its code is safe to log, its message may not be.
+      const e = err as { code?: unknown; name?: unknown };
+      throw new CallbackError(typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'network error');
+    }
     if (res.statusCode >= 200 && res.statusCode < 300) return;
     const err = new HttpStatusError(res.statusCode);
     if (isRetryableStatus(res.statusCode)) throw err;

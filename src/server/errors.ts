@@ -17,7 +17,12 @@ interface ValidationIssue {
   instancePath: string;
   message?: string;
   params: Record<string, unknown>;
+  /** Set when the error is about a property name (propertyNames). */
+  propertyName?: string;
 }
+
+/** The identifier value pattern of job-request.schema.json: no C0 control characters, no DEL. */
+const NO_CONTROL_CHARS = '^[^\\u0000-\\u001F\\u007F]*$';
 
 const BODY_LIMIT_HINT = 'send at most 64 KiB: a job needs only its type, identifiers and optional connections';
 
@@ -25,6 +30,10 @@ const BODY_LIMIT_HINT = 'send at most 64 KiB: a job needs only its type, identif
 export function describeValidationIssue(issue: ValidationIssue, context: string): string {
   const where = `${context}${issue.instancePath}`;
   const p = issue.params;
+  if (issue.propertyName !== undefined) {
+    return `${where} has an invalid property name: identifier names are snake_case (letters, digits, underscores), e.g. user_id`;
+  }
+  if (issue.keyword === 'pattern' && p.pattern === NO_CONTROL_CHARS) return `${where} must not contain control characters (CR, LF, NUL, ...)`;
   switch (issue.keyword) {
     case 'enum':
       return `${where} must be one of ${(p.allowedValues as unknown[]).map(String).join(', ')}`;
@@ -33,7 +42,7 @@ export function describeValidationIssue(issue: ValidationIssue, context: string)
     case 'additionalProperties':
       return `${where} has an unknown property '${String(p.additionalProperty).slice(0, 64)}'; remove it or check its spelling`;
     case 'type':
-      return `${where} must be ${p.type === 'object' ? 'an object' : p.type === 'array' ? 'an array' : `a ${String(p.type)}`}`;
+      return `${where} must be ${/^[aeiou]/.test(String(p.type)) ? 'an' : 'a'} ${String(p.type)}`;
     case 'minProperties':
       return `${where} must have at least ${String(p.limit)} propert${p.limit === 1 ? 'y' : 'ies'}, e.g. {"email": "peter@initech.com"}`;
     case 'maxProperties':

@@ -1,6 +1,7 @@
 /**
  * A real `serve` HTTP layer for tests: a validated config, JSONFile secrets in a temp dir, a real engine,
- * Local report storage, real metrics and readiness, and the app listening on 127.0.0.1:0.
+ * Local report storage, the real embedded job queue, real metrics and readiness, and the app listening on
+ * 127.0.0.1:0. The job processor mirrors the one src/server/main.ts wires.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -10,9 +11,8 @@ import { makeMetrics, type Metrics } from '../../src/server/metrics.js';
 import { makeReadiness, type Readiness } from '../../src/server/readiness.js';
 import { makeSecretsSource } from '../../src/credentials/index.js';
 import { makeLocalStorage } from '../../src/storage/local.js';
-import type { JobQueue } from '../../src/queue/types.js';
+import { makeJobQueue, type JobQueue } from '../../src/queue/index.js';
 import { makeTestAgent, type TestAgent } from './agent.js';
-import { makeMemoryQueue } from './memory-queue.js';
 
 /** The API client the tests authenticate as. */
 export const CLIENT = { id: 'datagrail', secret: 'c0rrect horse+battery:staple/%' } as const;
@@ -27,7 +27,7 @@ export interface TestServer {
   /** http://127.0.0.1:port */
   url: string;
   agent: TestAgent;
-  queue: JobQueue & { submitted: () => number };
+  queue: JobQueue;
   metrics: Metrics;
   readiness: Readiness;
   tokenKey: Uint8Array;
@@ -63,7 +63,7 @@ export async function startTestServer(connections: Array<Record<string, unknown>
   const secrets = makeSecretsSource(config.platform.credentials_manager, agent.dir);
   const reportsDir = join(agent.dir, 'reports');
   const storage = makeLocalStorage({ directory: reportsDir });
-  const queue = makeMemoryQueue();
+  const queue = makeJobQueue({ dataDir: join(agent.dir, 'data'), logger: agent.logs.logger });
   const readiness = makeReadiness({ engine: agent.engine, storage, secrets, config, logger: agent.logs.logger, intervalMs: 60_000 });
   const tokenKey = new Uint8Array(randomBytes(32));
   if (opts.process !== false) {

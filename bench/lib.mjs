@@ -1,0 +1,207 @@
+// Shared helpers for the benchmark scripts: argument parsing, child processes, percentiles, and
+// building the agent's engine from the compiled modules in ../dist.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const ROOT = new URL('..', import.meta.url).pathname;
+export const DIST = join(ROOT, 'dist');
+export const BENCH = join(ROOT, 'bench');
+export const MiB = 1024 * 1024;
+
+/** `--quick`, `--only x`, `--key value` and `--flag` from argv. */
+export function parseArgs(argv = process.argv.slice(2)) {
+  const out = { quick: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) continue;
+    const [k, inline] = a.slice(2).split('=', 2);
+    if (inline !== undefined) out[k] = inline;
+    else if (argv[i + 1] !== undefined && !argv[i + 1].startsWith('--')) out[k] = argv[++i];
+    else out[k] = true;
+  }
+  return out;
+}
+
+/** The q-quantile (0..1) of an array of numbers (sorted in place), nearest rank. */
+export function quantile(values, q) {
+  if (values.length === 0) return NaN;
+  values.sort((a, b) => a - b);
+  const i = Math.min(values.length - 1, Math.max(0, Math.ceil(q * values.length) - 1));
+  return values[i];
+}
+
+export const round = (x, digits = 2) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : null);
+
+/**
+ * Start a node script as a child process and resolve with the first JSON line it prints on stdout
+ * (the "ready" message, e.g. `{"port": 1234}`). Later stdout lines go to `onLine`. stderr is passed through.
+ */
+export function startChild(script, args = [], { env, nodeArgs = [], onLine } = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
+  const lines = createInterface({ input: child.stdout });
+  const ready = new Promise((resolve, reject) => {
+    let first = true;
+    lines.on('line', (line) => {
+      if (first) {
+        first = false;
+        try {
+          resolve(JSON.parse(line));
+        } catch {
+          reject(new Error(`${script} printed ${JSON.stringify(line.slice(0, 200))} instead of its ready line`));
+        }
+      } else onLine?.(line);
+    });
+    child.once('exit', (code, signal) => first && reject(new Error(`${script} exited (${code ?? signal}) before it was ready`)));
+    child.once('error', reject);
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    child,
+    ready,
+    exited,
+    /** SIGTERM this child (by pid) and wait for it to exit; SIGKILL after `ms`. */
+    async stop(ms = 5000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Run a node script to completion; resolve with the last JSON line it printed on stdout. */
+export function runChildJson(script, args = [], { env, nodeArgs = [] } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      const last = out.trim().split('\n').pop() ?? '';
+      if (code !== 0) return reject(new Error(`${script} ${args.join(' ')} exited with ${code ?? signal}`));
+      try {
+        resolve(JSON.parse(last));
+      } catch {
+        reject(new Error(`${script} did not print a JSON result (got ${JSON.stringify(last.slice(0, 200))})`));
+      }
+    });
+  });
+}
+
+/** Start bench/target.mjs (the target API) in its own process; resolves with `{ url, stop }`. */
+export async function startTarget() {
+  const t = startChild(join(BENCH, 'target.mjs'));
+  const { port } = await t.ready;
+  return { url: `http://127.0.0.1:${port}`, stop: () => t.stop(), pid: t.child.pid };
+}
+
+/** An access connection with the given query URLs (templates), using secret key `api_key`. */
+export function accessConnection(i, urls, base) {
+  return {
+    name: `bench-${String(i).padStart(2, '0')}`,
+    uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    capabilities: ['privacy/access', 'privacy/delete'],
+    mode: 'live',
+    connector_type: 'APIProxy',
+    queries: {
+      test: [{ url: `${base}/small`, verb: 'GET', verify_ssl: 'true', valid_response_codes: [200] }],
+      access: urls.map((url) => ({
+        url,
+        headers: { Authorization: 'Bearer {api_key}', 'Content-Type': 'application/json' },
+        verb: 'GET',
+        verify_ssl: 'true',
+        valid_response_codes: [200],
+        fail_retry_response_codes: [503],
+      })),
+      delete: [
+        {
+          url: `${base}/delay/5`,
+          headers: { Authorization: 'Bearer {api_key}', 'Content-Type': 'application/json' },
+          body: '{{"email": "{email}"}}',
+          verb: 'DELETE',
+          verify_ssl: 'true',
+          valid_response_codes: [200, 404],
+        },
+      ],
+    },
+    credentials_location: 'bench-target',
+  };
+}
+
+/** Secrets every bench config uses (a JSONFile). */
+export const BENCH_SECRETS = {
+  'bench-target': { api_key: 'bench-api-key' },
+  'bench-client': { client_id: 'bench', client_secret: 'bench-client-secret-0123456789' },
+};
+
+/** Write a config and its JSONFile secrets to a new temp folder; returns { dir, file, cleanup }. */
+export function writeConfigDir(config) {
+  const dir = mkdtempSync(join(tmpdir(), 'dsr-bench-'));
+  writeFileSync(join(dir, 'secrets.json'), JSON.stringify(BENCH_SECRETS));
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return { dir, file, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A raw config (before validation) with JSONFile secrets in `secrets.json` next to it. */
+export function benchConfig(connections, extra = {}) {
+  return {
+    platform: { credentials_manager: { provider: 'JSONFile', options: { filename: 'secrets.json' } } },
+    job_timeout_seconds: 300,
+    connections,
+    ...extra,
+  };
+}
+
+/**
+ * Build the agent's engine from ../dist, as the CLI and the service do: validated frozen config,
+ * JSONFile secrets behind the TTL cache, pino at ERROR. Returns { engine, config, cleanup }.
+ */
+export async function makeBenchEngine(rawConfig, { dispatcher, hooks } = {}) {
+  const { validateConfig } = await import(join(DIST, 'config/validate.js'));
+  const { makeSecretsSource, makeSecretsCache } = await import(join(DIST, 'credentials/index.js'));
+  const { makeLogger } = await import(join(DIST, 'logger.js'));
+  const { makeEngine } = await import(join(DIST, 'engine/index.js'));
+  const dir = writeConfigDir(rawConfig);
+  const config = validateConfig(rawConfig);
+  const secrets = makeSecretsCache(makeSecretsSource(config.platform.credentials_manager, dir.dir), { ttlMs: 300_000 });
+  const logger = makeLogger({ level: 'ERROR' });
+  const engine = makeEngine({ config, secrets, logger, dispatcher, hooks });
+  return {
+    engine,
+    config,
+    async cleanup() {
+      await engine.close();
+      dir.cleanup();
+    },
+  };
+}
+
+/**
+ * A report sink that counts and discards: the CSV text is produced by the engine as always, but
+ * not stored, so storage speed does not blur the agent's own cost.
+ */
+export function makeCountingSink() {
+  const sink = {
+    reports: 0,
+    csvChars: 0,
+    async put(uuid, n, csv) {
+      sink.reports++;
+      sink.csvChars += csv.length;
+      return `discard://${uuid}/report_${n}.csv`;
+    },
+  };
+  return sink;
+}
+
+/** Print the result object as the one JSON line a case's parent reads. */
+export function emit(result) {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
