@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
-export const DIST = join(ROOT, 'dist');
+/** The compiled agent; DSR_BENCH_DIST points the bench at another build (for before/after experiments). */
+export const DIST = process.env.DSR_BENCH_DIST ?? join(ROOT, 'dist');
 export const BENCH = join(ROOT, 'bench');
 export const MiB = 1024 * 1024;
 

@@ -35,3 +35,21 @@ const show = (title, m) => {
 };
 show('self time by function', fnTime);
 show('self time by module', fileTime);
+
+// --callers NAME: the call paths (3 frames up) that spend self time in functions named NAME.
+if (args.callers) {
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const paths = new Map();
+  for (const [id, us] of self) {
+    if (byId.get(id).callFrame.functionName !== args.callers) continue;
+    const chain = [];
+    for (let p = parent.get(id), k = 0; p !== undefined && k < 4; p = parent.get(p), k++) {
+      const f = byId.get(p).callFrame;
+      chain.push(`${f.functionName || '(anon)'}@${(f.url || 'native').split('/').pop()}:${f.lineNumber + 1}`);
+    }
+    const key = chain.join(' < ');
+    paths.set(key, (paths.get(key) ?? 0) + us);
+  }
+  show(`callers of ${args.callers}`, paths);
+}

@@ -3,7 +3,7 @@
 // 1. starts the demo API (scripts/demo-api.mjs) that config/example.json points at;
 // 2. runs the CLI: validate, test, and an access request, then prints the CSV reports it wrote;
 // 3. starts `dsr-agent serve` and walks the job API as curl would: token, job, result, report.
-import { spawnSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDemoApi } from './demo-api.mjs';
@@ -15,24 +15,25 @@ const out = join(root, 'results/demo');
 const env = { ...process.env, LOGLEVEL: process.env.LOGLEVEL ?? 'WARNING' };
 
 const step = (title) => console.log(`\n\x1b[1m== ${title}\x1b[0m`);
+// Async on purpose: the demo API runs in this process and must keep answering while the CLI runs.
 const run = (args) => {
   console.log(`$ dsr-agent ${args.join(' ')}`);
-  const r = spawnSync(process.execPath, [cli, '--config', config, ...args], { stdio: 'inherit', env });
-  return r.status;
+  const child = spawn(process.execPath, [cli, '--config', config, ...args], { stdio: 'inherit', env });
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 };
 
 const api = await startDemoApi();
 let failed = false;
 try {
   step('validate the example config');
-  failed ||= run(['validate']) !== 0;
+  failed ||= (await run(['validate'])) !== 0;
 
   step('run its test queries');
-  failed ||= run(['test']) !== 0;
+  failed ||= (await run(['test'])) !== 0;
 
   step('an access request for peter@initech.com');
   rmSync(out, { recursive: true, force: true });
-  failed ||= run(['run', 'access', '--identifier', 'email=peter@initech.com', '--out', out]) !== 0;
+  failed ||= (await run(['run', 'access', '--identifier', 'email=peter@initech.com', '--out', out])) !== 0;
 
   step('the CSV reports it wrote');
   for (const uuid of readdirSync(out).sort()) {
@@ -43,7 +44,7 @@ try {
   }
 
   step('what a delete would send (dry run, secrets masked)');
-  failed ||= run(['run', 'delete', '--identifier', 'email=peter@initech.com', '--dry-run']) !== 0;
+  failed ||= (await run(['run', 'delete', '--identifier', 'email=peter@initech.com', '--dry-run'])) !== 0;
 
   const service = await import('./demo-service.mjs').catch(() => undefined);
   if (service) {

@@ -72,6 +72,7 @@ describe('redis queue', () => {
   it('tells exactly one of two racing submits of the same id that it created the job', async () => {
     nextName();
     const replicas = [replica(), replica(), replica(), replica()];
+    await Promise.all(replicas.map((r) => r.get('warm-up'))); // connected, so the submits really race
     const answers = await Promise.all(replicas.map((r) => r.submit(sub('race'))));
     expect(answers.filter((a) => a.created)).toHaveLength(1);
     expect(new Set(answers.map((a) => a.job.created_at)).size).toBe(1);

@@ -42,6 +42,7 @@ export const MAX_STALLED_COUNT = 2;
 const DEFAULT_LOCK_MS = 30 * 1000; // 30 s
 const DEFAULT_ABORT_SETTLE_MS = 5 * 1000; // 5 s
 const SAFETY_POLL_MS = 1000; // waitFor re-reads the job this often in case an event was missed
+const OP_TIMEOUT_MS = 10 * 1000; // 10 s: an API call fails instead of hanging while Redis is down
 
 // BullMQ refuses integer-looking custom ids; a fixed prefix keeps every client id valid and distinct.
 const toBullId = (id: string) => `job-${id}`;
@@ -50,6 +51,21 @@ const fromBullId = (bullId: string) => bullId.slice('job-'.length);
 function redisError(action: string, cause: unknown): unknown {
   if (cause instanceof AgentError) return cause;
   return new AgentError(ErrorCodes.INTERNAL, `could not ${action} in Redis (${(cause as Error)?.message ?? 'unknown error'}); check redis_url and that Redis is reachable`, { cause });
+}
+
+/** Run `op`, failing with an AgentError when it throws or takes longer than OP_TIMEOUT_MS. */
+async function withRedis<T>(action: string, op: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${OP_TIMEOUT_MS / 1000} s`)), OP_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([op(), timeout]);
+  } catch (err) {
+    throw redisError(action, err);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function iso(ms: number | undefined): string | undefined {
@@ -141,11 +157,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
 
   async function get(id: string): Promise<JobView | undefined> {
     if (!isJobId(id)) return undefined;
-    try {
-      return (await load(toBullId(id)))?.view;
-    } catch (err) {
-      throw redisError('read the job', err);
-    }
+    return withRedis('read the job', async () => (await load(toBullId(id)))?.view);
   }
 
   function ensureEvents(): QueueEvents {
@@ -226,7 +238,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
     async submit(submission) {
       const id = makeJobId(submission);
       const bullId = toBullId(id);
-      try {
+      return withRedis('store the job', async () => {
         const existing = await load(bullId);
         if (existing) return { job: existing.view, created: false };
         const nonce = randomUUID();
@@ -236,12 +248,10 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
         await queue.add(submission.type, data, { jobId: bullId, attempts: 1, removeOnComplete: false, removeOnFail: false });
         const stored = await load(bullId);
         if (!stored) throw new Error('the job disappeared right after it was added');
-        const created = true;
+        const created = stored.job.data.nonce === nonce;
         if (created) log.info({ jobId: id, type: submission.type }, 'job accepted');
         return { job: stored.view, created };
-      } catch (err) {
-        throw redisError('store the job', err);
-      }
+      });
     },
 
     get,
@@ -286,20 +296,13 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
         stripping.add(p);
       });
       worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled (its replica died or lost the lock); running it again'));
-      try {
-        await worker.waitUntilReady();
-      } catch (err) {
-        throw redisError('start the worker', err);
-      }
+      const started = worker;
+      await withRedis('start the worker', () => started.waitUntilReady());
       log.info({ concurrency, lockMs }, 'job processing started');
     },
 
     async depth() {
-      try {
-        return await queue.count();
-      } catch (err) {
-        throw redisError('count queued jobs', err);
-      }
+      return withRedis('count queued jobs', () => queue.count());
     },
 
     async close(graceMs) {
