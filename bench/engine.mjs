@@ -106,15 +106,25 @@ await agentJob();
 await rawPool(Math.min(N, 4000), CONCURRENCY);
 await agentPool(Math.min(N, 4000), CONCURRENCY);
 
+/** Run fn and add the process CPU time it used (µs) to cpu[key]. */
+const cpu = { raw: 0, agent: 0, rawJobs: 0, agentJobs: 0 };
+async function timed(key, fn) {
+  const c0 = process.cpuUsage();
+  const out = await fn();
+  const c = process.cpuUsage(c0);
+  cpu[key] += c.user + c.system;
+  return out;
+}
+
 const best = { raw: 0, agent: 0, rawJobs: 0, agentJobs: 0 };
 let rawLat = [], agentLat = [], rawJobsLat = [], agentJobsLat = [];
 const rounds = [];
 for (let r = 0; r < ROUNDS; r++) {
   const rl = [], al = [], rjl = [], ajl = [];
-  const raw = await rawJob(rl);
-  const agent = await agentJob(al);
-  const rawJobs = await rawPool(N, CONCURRENCY, rjl);
-  const agentJobs = await agentPool(N, CONCURRENCY, ajl);
+  const raw = await timed('raw', () => rawJob(rl));
+  const agent = await timed('agent', () => agentJob(al));
+  const rawJobs = await timed('rawJobs', () => rawPool(N, CONCURRENCY, rjl));
+  const agentJobs = await timed('agentJobs', () => agentPool(N, CONCURRENCY, ajl));
   rounds.push({ raw: Math.round(raw), agent: Math.round(agent), raw_jobs: Math.round(rawJobs), agent_jobs: Math.round(agentJobs) });
   // Latencies come from the round with the best agent throughput, raw likewise.
   if (raw > best.raw) [best.raw, rawLat] = [raw, rl];
@@ -144,11 +154,16 @@ emit({
   raw_p99_ms: round(q(rawLat, 0.99), 3),
   p50_added_ms: round(q(agentLat, 0.5) - q(rawLat, 0.5), 3),
   p99_added_ms: round(q(agentLat, 0.99) - q(rawLat, 0.99), 3),
+  // Client-process CPU per request (user + system): steadier than req/s on a shared machine.
+  agent_cpu_us_per_req: Math.round(cpu.agent / (ROUNDS * CONNS * PER_CONN)),
+  raw_cpu_us_per_req: Math.round(cpu.raw / (ROUNDS * CONNS * PER_CONN)),
   jobs_in_flight: CONCURRENCY,
   jobs_agent_rps: Math.round(best.agentJobs),
   jobs_raw_rps: Math.round(best.rawJobs),
   jobs_ratio: round(best.agentJobs / best.rawJobs, 3),
   jobs_p50_added_ms: round(q(agentJobsLat, 0.5) - q(rawJobsLat, 0.5), 3),
+  jobs_agent_cpu_us_per_req: Math.round(cpu.agentJobs / (ROUNDS * N)),
+  jobs_raw_cpu_us_per_req: Math.round(cpu.rawJobs / (ROUNDS * N)),
   jobs_p99_added_ms: round(q(agentJobsLat, 0.99) - q(rawJobsLat, 0.99), 3),
   idle_requests: IDLE,
   idle_raw_p50_ms: round(q(rawIdle, 0.5), 3),

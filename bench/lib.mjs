@@ -163,13 +163,14 @@ export function benchConfig(connections, extra = {}) {
 
 /**
  * Build the agent's engine from ../dist, as the CLI and the service do: validated frozen config,
- * JSONFile secrets behind the TTL cache, pino at ERROR. Returns { engine, config, cleanup }.
+ * JSONFile secrets behind the TTL cache, pino at ERROR. `dist` picks another build (default DIST).
+ * Returns { engine, config, cleanup }.
  */
-export async function makeBenchEngine(rawConfig, { dispatcher, hooks } = {}) {
-  const { validateConfig } = await import(join(DIST, 'config/validate.js'));
-  const { makeSecretsSource, makeSecretsCache } = await import(join(DIST, 'credentials/index.js'));
-  const { makeLogger } = await import(join(DIST, 'logger.js'));
-  const { makeEngine } = await import(join(DIST, 'engine/index.js'));
+export async function makeBenchEngine(rawConfig, { dispatcher, hooks, dist = DIST } = {}) {
+  const { validateConfig } = await import(join(dist, 'config/validate.js'));
+  const { makeSecretsSource, makeSecretsCache } = await import(join(dist, 'credentials/index.js'));
+  const { makeLogger } = await import(join(dist, 'logger.js'));
+  const { makeEngine } = await import(join(dist, 'engine/index.js'));
   const dir = writeConfigDir(rawConfig);
   const config = validateConfig(rawConfig);
   const secrets = makeSecretsCache(makeSecretsSource(config.platform.credentials_manager, dir.dir), { ttlMs: 300_000 });

@@ -14,7 +14,8 @@ const CONNS = 50;
 const out = args.out ?? 'bench/results/engine.cpuprofile';
 const target = await startTarget();
 const dispatcher = new Agent({ keepAliveTimeout: 60_000 });
-const urls = (c) => Array.from({ length: Math.ceil(N / CONNS) }, (_, k) => `${target.url}/small?email={email}&c=${c}&q=${k}`);
+const path = args.path ?? '/small'; // /empty: a [] body, to see the request path without reports
+const urls = (c) => Array.from({ length: Math.ceil(N / CONNS) }, (_, k) => `${target.url}${path}?email={email}&c=${c}&q=${k}`);
 const { engine, cleanup } = await makeBenchEngine(
   benchConfig(Array.from({ length: CONNS }, (_, c) => accessConnection(c, urls(c), target.url)), { agent: { connection_concurrency: 64 } }),
   { dispatcher },

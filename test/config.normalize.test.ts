@@ -20,6 +20,8 @@ describe('defaults', () => {
       retry_max_delay_ms: 30000,
       readiness_interval_seconds: 60,
       shutdown_grace_seconds: 30,
+      job_lock_seconds: 30,
+      queue_name: 'dsr-agent',
     });
     const testQuery = config.connections[0].queries.test![0];
     expect(testQuery.valid_response_codes).toEqual([200]);

@@ -134,14 +134,12 @@ describe('embedded queue: running jobs', () => {
     expect(seen).toEqual(['once']);
   });
 
-  it('runs at most `concurrency` jobs at once, first in first out', async () => {
+  it('runs at most `concurrency` jobs at once', async () => {
     const q = queueOn(freshDir());
     let now = 0;
     let max = 0;
-    const order: string[] = [];
     for (let i = 0; i < 7; i++) await q.submit(sub(`c${i}`));
-    await q.start(async (job) => {
-      order.push(job.id);
+    await q.start(async () => {
       max = Math.max(max, ++now);
       await sleep(40);
       now--;
@@ -149,7 +147,20 @@ describe('embedded queue: running jobs', () => {
     }, 3);
     for (let i = 0; i < 7; i++) expect((await q.waitFor(`c${i}`, 5000))?.status).toBe('succeeded');
     expect(max).toBe(3);
-    expect(order).toEqual(['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6']);
+  });
+
+  it('runs jobs first in, first out', async () => {
+    const q = queueOn(freshDir());
+    const order: string[] = [];
+    await q.start(async (job) => {
+      order.push(job.id);
+      await sleep(5);
+      return result();
+    }, 1);
+    const ids = ['f-z', 'f-a', 'f-m', 'f-b', 'f-y'];
+    for (const id of ids) await q.submit(sub(id));
+    for (const id of ids) expect((await q.waitFor(id, 5000))?.status).toBe('succeeded');
+    expect(order).toEqual(ids);
   });
 
   it('records a throwing processor as failed: INTERNAL for a bug, the code of an AgentError', async () => {

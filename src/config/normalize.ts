@@ -24,6 +24,8 @@ export const DEFAULT_AGENT_OPTIONS: AgentOptions = Object.freeze({
   retry_max_delay_ms: 30 * 1000, // 30 s
   readiness_interval_seconds: 60,
   shutdown_grace_seconds: 30,
+  job_lock_seconds: 30,
+  queue_name: 'dsr-agent',
 });
 
 /** Default of job_timeout_seconds: 5 minutes per query type per connection, as DataGrail's agent. */

@@ -85,6 +85,10 @@ export interface AgentOptions {
   readonly readiness_interval_seconds: number;
   /** How long running jobs may finish after a shutdown signal, in seconds. Default 30. */
   readonly shutdown_grace_seconds: number;
+  /** Redis queue: seconds a crashed replica's job stays locked before another takes it over. Default 30. */
+  readonly job_lock_seconds: number;
+  /** Redis queue: the BullMQ queue name shared by one deployment's replicas. Default "dsr-agent". */
+  readonly queue_name: string;
 }
 
 /** The whole agent config. */

@@ -8,7 +8,7 @@ import type { JobResult } from '../engine/index.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { makeJournal, type JobRecord } from './journal.js';
-import { isFinal, makeJobId, settleOutcome, withoutIdentifiers, type JobOutcome } from './outcome.js';
+import { isFinal, makeJobId, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
 import type { JobProcessor, JobQueue, JobSubmission, JobView } from './types.js';
 
 /** Options for {@link makeEmbeddedQueue}. */
@@ -42,17 +42,6 @@ function toView(r: JobRecord): JobView {
   if (r.finished_at) view.finished_at = r.finished_at;
   if (r.error) view.error = { ...r.error };
   return view;
-}
-
-/** Resolves true if `p` settles within `ms`, false otherwise. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([p.then(() => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Make the embedded queue. Nothing touches the disk until the first call. */

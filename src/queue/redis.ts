@@ -5,13 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Queue, QueueEvents, WaitingError, Worker, type Job } from 'bullmq';
-import type { RequestType } from '../config/types.js';
+import { Queue, QueueEvents, WaitingError, Worker } from 'bullmq';
 import type { JobResult } from '../engine/index.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { isFinal, isJobId, makeJobId, settleOutcome, type JobOutcome } from './outcome.js';
-import type { JobProcessor, JobQueue, JobState, JobSubmission, JobView } from './types.js';
+import { isFinal, isJobId, makeJobId, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
+import { fromBullId, MAX_STALLED_COUNT, toBullId, toJobView, type StoredData, type StoredJob } from './redis-view.js';
+import type { JobProcessor, JobQueue, JobSubmission, JobView } from './types.js';
 
 /** Options for {@link makeRedisQueue}. */
 export interface RedisQueueOptions {
@@ -26,27 +26,10 @@ export interface RedisQueueOptions {
   readonly abortSettleMs?: number;
 }
 
-/** What BullMQ stores as job data; the identifiers are removed once the job is final. */
-interface StoredData {
-  type: RequestType;
-  identifiers?: Record<string, string>;
-  connections?: string[];
-  /** Random per submit: tells the submit that created the job from one that was deduplicated. */
-  nonce: string;
-}
-
-type StoredJob = Job<StoredData, JobOutcome>;
-
-/** How many times a job may be taken over from a replica that died (or lost its lock) mid-job. */
-export const MAX_STALLED_COUNT = 2;
 const DEFAULT_LOCK_MS = 30 * 1000; // 30 s
 const DEFAULT_ABORT_SETTLE_MS = 5 * 1000; // 5 s
 const SAFETY_POLL_MS = 1000; // waitFor re-reads the job this often in case an event was missed
 const OP_TIMEOUT_MS = 10 * 1000; // 10 s: an API call fails instead of hanging while Redis is down
-
-// BullMQ refuses integer-looking custom ids; a fixed prefix keeps every client id valid and distinct.
-const toBullId = (id: string) => `job-${id}`;
-const fromBullId = (bullId: string) => bullId.slice('job-'.length);
 
 function redisError(action: string, cause: unknown): unknown {
   if (cause instanceof AgentError) return cause;
@@ -63,21 +46,6 @@ async function withRedis<T>(action: string, op: () => Promise<T>): Promise<T> {
     return await Promise.race([op(), timeout]);
   } catch (err) {
     throw redisError(action, err);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function iso(ms: number | undefined): string | undefined {
-  return ms ? new Date(ms).toISOString() : undefined;
-}
-
-/** Resolves true if `p` settles within `ms`, false otherwise. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([p.then(() => true), timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -123,36 +91,10 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
     const state = await queue.getJobState(bullId);
     if (state === 'unknown') return undefined;
     const job = (await queue.getJob(bullId)) as StoredJob | undefined;
-    return job ? { job, view: viewOf(job, state) } : undefined;
-  }
-
-  function viewOf(job: StoredJob, state: string): JobView {
-    let status: JobState = 'queued';
-    const view: JobView = { id: fromBullId(job.id as string), type: job.data.type, status, created_at: iso(job.timestamp) as string, connections: [] };
-    if (state === 'active') {
-      status = 'running';
-      view.started_at = iso(job.processedOn);
-    } else if (state === 'completed') {
-      const outcome = job.returnvalue as JobOutcome | null;
-      status = outcome?.status ?? 'failed';
-      view.connections = outcome?.connections ?? [];
-      const error = outcome ? outcome.error : { code: ErrorCodes.INTERNAL, message: 'the job finished without a result; submit it again with a new id' };
-      if (error) view.error = error;
-    } else if (state === 'failed') {
-      status = 'failed';
-      view.error = {
-        code: ErrorCodes.INTERNAL,
-        message: `the job was interrupted more than ${MAX_STALLED_COUNT} times (replicas crashed or lost their Redis lock while running it); submit it again with a new id`,
-      };
-    }
-    view.status = status;
-    if (isFinal(status)) {
-      if (job.processedOn) view.started_at = iso(job.processedOn);
-      if (job.finishedOn) view.finished_at = iso(job.finishedOn);
-      void strip(job); // normally done on completion already; this repairs a replica crash in between
-    }
-    if (view.started_at === undefined) delete view.started_at;
-    return view;
+    if (!job) return undefined;
+    const view = toJobView(job, state);
+    if (isFinal(view.status)) void strip(job); // normally done on completion; this repairs a replica crash in between
+    return { job, view };
   }
 
   async function get(id: string): Promise<JobView | undefined> {
@@ -261,7 +203,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
       if (!view || isFinal(view.status) || timeoutMs <= 0 || closing) return view;
       const deadline = Date.now() + timeoutMs;
       const ev = ensureEvents();
-      await ev.waitUntilReady();
+      await withRedis('subscribe to job events', () => ev.waitUntilReady());
       // Re-read after subscribing, then after each event (or every SAFETY_POLL_MS, in case the job
       // finished between our read and the subscription).
       while (!closing) {
@@ -270,7 +212,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
         if (!view || isFinal(view.status) || left <= 0) return view;
         await nextEvent(toBullId(id), Math.min(left, SAFETY_POLL_MS));
       }
-      return get(id);
+      return view; // closing: answer with what we have rather than read through a closing connection
     },
 
     async start(processor, concurrency) {
@@ -295,7 +237,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
           .finally(() => stripping.delete(p));
         stripping.add(p);
       });
-      worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled (its replica died or lost the lock); running it again'));
+      worker.on('stalled', (jobId) => log.warn({ jobId }, `job stalled (its replica died or lost the lock): back to wait, or failed after ${MAX_STALLED_COUNT} takeovers`));
       const started = worker;
       await withRedis('start the worker', () => started.waitUntilReady());
       log.info({ concurrency, lockMs }, 'job processing started');

@@ -61,7 +61,7 @@ export async function startService(opts: ServeOptions): Promise<Service> {
   const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir, s3EndpointOverride: opts.agentEnv.awsEndpointOverride });
   const metrics = makeMetrics();
   const engine = makeEngine({ config, secrets, logger, hooks: metrics.engineHooks });
-  const queue = makeJobQueue({ redisUrl: config.redis_url, dataDir, logger });
+  const queue = makeJobQueue({ redisUrl: config.redis_url, dataDir, logger, name: config.agent.queue_name, lockMs: config.agent.job_lock_seconds * 1000 });
   const readiness = makeReadiness({ engine, storage, secrets, config, logger, intervalMs: config.agent.readiness_interval_seconds * 1000 });
   const callback = config.callback_url && config.datagrail_credentials_location
     ? makeCallbackSender({ url: config.callback_url, secrets, location: config.datagrail_credentials_location, logger })

@@ -1,4 +1,4 @@
-/** What both queues share: job ids, and turning a processor's outcome into a final record. */
+/** What both queues share: job ids, turning a processor's outcome into a final record, and timing helpers. */
 import { randomUUID } from 'node:crypto';
 import { AgentError, ErrorCodes } from '../errors.js';
 import type { JobResult } from '../engine/index.js';
@@ -30,12 +30,6 @@ export function isFinal(status: JobState): boolean {
   return status === 'succeeded' || status === 'partial' || status === 'failed';
 }
 
-/** The submission without identifiers: what may stay stored once a job is final. */
-export function withoutIdentifiers(submission: JobSubmission): Omit<JobSubmission, 'identifiers'> {
-  const { identifiers: _dropped, ...rest } = submission;
-  return rest;
-}
-
 /** How a job attempt ended, as stored by either queue. */
 export interface JobOutcome {
   status: 'succeeded' | 'partial' | 'failed';
@@ -65,4 +59,15 @@ export function settleOutcome(
       ? err.toJSON()
       : { code: ErrorCodes.INTERNAL, message: 'the job failed with an unexpected error; run with LOGLEVEL=DEBUG for details' };
   return { status: 'failed', connections: [], error };
+}
+
+/** Resolves true if `p` settles within `ms`, false otherwise (it never rejects). */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
