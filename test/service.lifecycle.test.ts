@@ -136,3 +136,28 @@ describe('dsr-agent serve: lifecycle', () => {
     expect(downCode).toBe(1);
   });
 });
+
+describe('dsr-agent serve: callback', () => {
+  it('POSTs the final job to callback_url with the bearer token, retrying a receiver that fails first', async () => {
+    target = await startTarget((req, res) => json(res, 200, req.url!.startsWith('/users') ? PETER : {}));
+    const receiver = await startTarget((_req, res, { n }) => json(res, n < 3 ? 503 : 200, {}));
+    try {
+      const { dir, configPath } = writeServiceConfig(target.url, { callback_url: `${receiver.url}/dsr/callback` });
+      dirs.push(dir);
+      const svc = await startService(configPath, { DSR_AGENT_DATA_DIR: join(dir, 'data') });
+      services.push(svc);
+      const auth = await bearer(svc.url, CLIENT_ID, CLIENT_SECRET);
+      await submit(svc.url, auth, { type: 'access', identifiers: { email: 'peter@initech.com' }, id: 'cb-1' });
+      for (let i = 0; i < 200 && receiver.received.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(receiver.received.length).toBe(3);
+      const last = receiver.received[2]!;
+      expect(last.headers.authorization).toBe('Bearer cb-token');
+      const body = JSON.parse(last.body);
+      expect(body).toMatchObject({ id: 'cb-1', type: 'access', status: 'succeeded', connections: [{ uuid: USER_UUID, status: 'succeeded' }] });
+      expect(body.created_at).toMatch(/^\d{4}-/);
+      expect(last.body).not.toContain('peter@initech.com');
+    } finally {
+      await receiver.close();
+    }
+  }, 30_000);
+});

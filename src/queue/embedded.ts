@@ -128,8 +128,12 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
     if (entry.detached) return;
     const outcome = settleOutcome(settled, controller.signal.aborted);
     if (!outcome) return handBack(entry);
-    finish(r, outcome);
-    await writeQuietly(r, 'could not journal a finished job');
+    // Journal the final record first, then show it: a GET never reports a result the disk lacks.
+    const final: JobRecord = { ...r };
+    finish(final, outcome);
+    await writeQuietly(final, 'could not journal a finished job');
+    Object.assign(r, final);
+    delete r.submission;
     if (outcome.error) jobLog.error({ code: outcome.error.code }, 'job failed');
     notify(r.id);
   }

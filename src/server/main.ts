@@ -14,7 +14,7 @@ import type { AgentEnv } from '../env.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import { makeLogger } from '../logger.js';
 import { makeJobQueue } from '../queue/index.js';
-import type { JobView } from '../queue/types.js';
+import { isFinal } from '../queue/common.js';
 import { makeReportStorage } from '../storage/index.js';
 import { VERSION } from '../version.js';
 import { buildApp } from './app.js';
@@ -74,10 +74,8 @@ export async function startService(opts: ServeOptions): Promise<Service> {
     if (signal.aborted) throw signal.reason; // shutdown: hand the job back rather than record a failure
     metrics.jobFinished(result.type, result.status);
     log.info({ status: result.status }, 'job finished');
-    if (callback) {
-      const view: JobView = { id: job.id, type: result.type, status: result.status, created_at: '', finished_at: new Date().toISOString(), connections: result.connections };
-      void callback.send(view);
-    }
+    // The callback carries the job as recorded: wait for the queue to journal the final state.
+    if (callback) void queue.waitFor(job.id, 60_000).then((view) => view && isFinal(view.status) && callback.send(view), () => undefined);
     return result;
   }, config.agent.job_concurrency);
   readiness.start();
