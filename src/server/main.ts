@@ -6,10 +6,8 @@
  */
 import { hkdfSync } from 'node:crypto';
 import { resolve } from 'node:path';
-import { loadConfig, type ConfigSources } from '../config/load.js';
-import { makeSecretsSource } from '../credentials/index.js';
-import { makeSecretsCache } from '../credentials/source.js';
-import { makeEngine } from '../engine/index.js';
+import { makeAgent } from '../bootstrap.js';
+import type { ConfigSources } from '../config/load.js';
 import type { AgentEnv } from '../env.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import { makeLogger } from '../logger.js';
@@ -46,11 +44,10 @@ export function deriveTokenKey(clientSecret: string): Uint8Array {
 /** Start the service; resolves once listening. Config or credentials problems throw AgentError. */
 export async function startService(opts: ServeOptions): Promise<Service> {
   const logger = makeLogger({ level: opts.agentEnv.logLevel, destination: 1 });
-  const { config, baseDir, source } = await loadConfig(opts);
+  const metrics = makeMetrics();
+  const { loaded, secrets, engine } = await makeAgent(opts, logger, metrics.engineHooks);
+  const { config, baseDir, source } = loaded;
   const dataDir = resolve(opts.cwd, opts.agentEnv.dataDir ?? 'data');
-  const secrets = makeSecretsCache(makeSecretsSource(config.platform.credentials_manager, baseDir), {
-    ttlMs: config.agent.secret_cache_ttl_seconds * 1000,
-  });
   if (!config.datagrail_agent_credentials_location) {
     throw new AgentError(ErrorCodes.CONFIG_INVALID, 'serve needs datagrail_agent_credentials_location: the secret {"client_id", "client_secret"} that API clients authenticate with');
   }
@@ -59,8 +56,6 @@ export async function startService(opts: ServeOptions): Promise<Service> {
     throw new AgentError(ErrorCodes.SECRET_INVALID, `the secret at ${config.datagrail_agent_credentials_location} must hold "client_id" and "client_secret"`);
   }
   const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir, s3EndpointOverride: opts.agentEnv.awsEndpointOverride });
-  const metrics = makeMetrics();
-  const engine = makeEngine({ config, secrets, logger, hooks: metrics.engineHooks });
   const queue = makeJobQueue({ redisUrl: config.redis_url, dataDir, logger, name: config.agent.queue_name, lockMs: config.agent.job_lock_seconds * 1000 });
   const readiness = makeReadiness({ engine, storage, secrets, config, logger, intervalMs: config.agent.readiness_interval_seconds * 1000 });
   const callback = config.callback_url && config.datagrail_credentials_location
