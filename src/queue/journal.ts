@@ -7,27 +7,16 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RequestType } from '../config/types.js';
-import type { ConnectionResult } from '../engine/index.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { JobState, JobSubmission } from './types.js';
+import type { JobSubmission, JobView } from './types.js';
 
-/** One job as journaled. */
-export interface JobRecord {
-  id: string;
-  type: RequestType;
-  status: JobState;
-  created_at: string;
-  started_at?: string;
-  finished_at?: string;
+/** One job as journaled: its API view plus what the queue needs to run it again. */
+export interface JobRecord extends JobView {
   /** How many times the job has been started. */
   attempt: number;
   /** The request, with identifiers; present only while the job is not final. */
   submission?: JobSubmission;
-  /** Results once final; [] before. */
-  connections: ConnectionResult[];
-  error?: { code: string; message: string };
 }
 
 /** Reads and writes job records in one folder. */

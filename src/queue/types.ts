@@ -1,16 +1,13 @@
 import type { RequestType } from '../config/types.js';
-import type { ConnectionResult, JobResult } from '../engine/index.js';
+import type { ConnectionResult, JobRequest, JobResult } from '../engine/index.js';
 
 /** Where a job is in its life. The last three are final. */
 export type JobState = 'queued' | 'running' | 'succeeded' | 'partial' | 'failed';
 
-/** What a client submits (already validated by the API layer). */
-export interface JobSubmission {
+/** What a client submits (already validated by the API layer): a request plus an optional client key. */
+export interface JobSubmission extends JobRequest {
   /** Client key for idempotency: the same id returns the same job and never runs it twice. */
   readonly id?: string;
-  readonly type: RequestType;
-  readonly identifiers: Readonly<Record<string, string>>;
-  readonly connections?: readonly string[];
 }
 
 /** A job as the API shows it. Never carries identifiers. */
