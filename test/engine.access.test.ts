@@ -125,3 +125,16 @@ describe('access', () => {
     expect((peak - before) / 1024 / 1024).toBeLessThan(200);
   }, 60_000);
 });
+
+describe('access: a data subject that does not exist', () => {
+  it('a valid 404 (or 204) means no data: no report, no parse error', async () => {
+    target = await startTarget((req, res) => {
+      if (req.url === '/gone') return json(res, 404, { error: 'no such user' });
+      res.writeHead(204);
+      res.end();
+    });
+    agent = makeTestAgent([connection({ access: [query(`${target.url}/gone`, { valid_response_codes: [200, 404] }), query(`${target.url}/empty`, { valid_response_codes: [200, 204] })] })]);
+    const result = await agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: { put: async () => 'x' } });
+    expect(result.connections[0]).toMatchObject({ status: 'succeeded', reports: [] });
+  });
+});

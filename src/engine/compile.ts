@@ -12,6 +12,8 @@ export interface CompiledQuery {
   readonly retryOn: ReadonlySet<number>;
   /** Every variable the query's templates use. */
   readonly variables: ReadonlySet<string>;
+  /** The target's origin with placeholders filled by "x": what logs may show (never the path or query). */
+  readonly origin: string;
 }
 
 const cache = new WeakMap<APIProxyQuery, CompiledQuery>();
@@ -38,7 +40,16 @@ export function compileQuery(query: APIProxyQuery): CompiledQuery {
     valid: new Set(query.valid_response_codes ?? [200]),
     retryOn: new Set(query.fail_retry_response_codes ?? []),
     variables,
+    origin: originOf(query.url),
   };
   cache.set(query, compiled);
   return compiled;
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url.replace(/\{+[^}]*\}+/g, 'x')).origin;
+  } catch {
+    return 'unknown';
+  }
 }

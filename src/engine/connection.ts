@@ -34,6 +34,14 @@ export interface ConnectionOutput {
   identifiers?: Record<string, string[]>;
 }
 
+/**
+ * A valid status that carries no data: 204, or a non-2xx the config lists as valid (DataGrail's advice
+ * is to add 404 to valid_response_codes when the subject does not exist). Its body is not parsed.
+ */
+export function isNoData(status: number): boolean {
+  return status === 204 || status < 200 || status >= 300;
+}
+
 /** Fetch the connection's secret and check the request's identifiers do not shadow its keys. */
 export async function resolveValues(conn: Connection, identifiers: Readonly<Record<string, string>>, secrets: SecretsCache): Promise<Secret> {
   const secret = await secrets.get(conn.credentials_location);
@@ -72,8 +80,7 @@ export async function runConnectionQueries(
     const run = async (query: APIProxyQuery, label: string, handle: (res: Dispatcher.ResponseData) => Promise<void>) => {
       const started = performance.now();
       const q = compileQuery(query);
-      const origin = new URL(q.url.source.replace(/\{+[^}]*\}+/g, 'x')).origin;
-      const qlog = log.child({ query: label, method: q.method, origin });
+      const qlog = log.child({ query: label, method: q.method, origin: q.origin });
       let refreshed = false;
       for (;;) {
         let req: HttpRequest = renderRequest(q, { identifiers, secrets: secret });
@@ -119,6 +126,7 @@ export async function runConnectionQueries(
         const values = new Set<string>();
         for (const [i, query] of queries.entries()) {
           await run(query, `identifiers.${name}[${i}]`, async (res) => {
+            if (isNoData(res.statusCode)) return consumeStatusBody(res.body, log);
             const n = await collectIdentifiers(res.body, name, values, ctx.maxObjectBytes, log);
             log.debug({ found: n }, 'identifier values found');
           });
@@ -133,6 +141,7 @@ export async function runConnectionQueries(
         out.reports = access.reports;
         for (const [i, query] of queries.entries()) {
           await run(query, `access[${i}]`, async (res) => {
+            if (isNoData(res.statusCode)) return consumeStatusBody(res.body, log);
             const n = await writeAccessReports(res.body, access, ctx.maxObjectBytes, log);
             log.debug({ objects: n }, 'access objects written');
           });
