@@ -2,7 +2,7 @@
 // both see the same machine noise. For trying an engine change before it goes into src/:
 //   cp -r dist /tmp/exp/dist && ln -s "$PWD/schemas" /tmp/exp/schemas && ln -s "$PWD/node_modules" /tmp/exp/node_modules
 //   (edit /tmp/exp/dist/…)  node bench/compare-builds.mjs --b /tmp/exp/dist [--a dist] [--queries 2000] [--rounds 20] [--path /empty]
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { Agent } from 'undici';
 import { ROOT, accessConnection, benchConfig, makeBenchEngine, makeCountingSink, parseArgs, startTarget } from './lib.mjs';
 
@@ -11,7 +11,7 @@ const args = parseArgs();
 // pair of adjacent rounds sees the same burst; the median of the pairs' ratios is what holds.
 const N = Number(args.queries ?? 2000);
 const CONNS = 50;
-const builds = { a: join(ROOT, args.a ?? 'dist'), b: args.b };
+const builds = { a: resolve(ROOT, args.a ?? 'dist'), b: args.b && resolve(process.cwd(), args.b) };
 if (!builds.b) throw new Error('pass --b <path of the other build (a dist folder)>');
 const target = await startTarget();
 const dispatcher = new Agent({ keepAliveTimeout: 60_000 });
