@@ -72,3 +72,17 @@ describe('toReportCsv', () => {
     ]);
   });
 });
+
+describe('toReportCsv fast path', () => {
+  it('writes exactly what csv-stringify writes, for plain and quoted fields mixed', async () => {
+    const { stringify } = await import('csv-stringify/sync');
+    const alphabet = ['a', 'Z', ' ', ',', '"', '\n', '\r', 'é', '😀', '=', '-', '\t', '\\', "'", ';', ''];
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const field = () => Array.from({ length: rnd(6) }, () => alphabet[rnd(alphabet.length)]).join('');
+    for (let i = 0; i < 500; i++) {
+      const rows = Array.from({ length: 1 + rnd(8) }, () => [field(), field()] as [string, string]);
+      expect(toReportCsv(rows)).toBe(stringify(rows, { record_delimiter: 'unix', quote_record_delimiter: true }));
+    }
+  });
+});
