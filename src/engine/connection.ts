@@ -80,7 +80,9 @@ export async function runConnectionQueries(
     const run = async (query: APIProxyQuery, label: string, handle: (res: Dispatcher.ResponseData) => Promise<void>) => {
       const started = performance.now();
       const q = compileQuery(query);
-      const qlog = log.child({ query: label, method: q.method, origin: q.origin });
+      // Bindings passed per line rather than a child logger per query: child() runs redaction setup,
+      // which showed in the engine's profile.
+      const where = { query: label, method: q.method, origin: q.origin };
       let refreshed = false;
       for (;;) {
         let req: HttpRequest = renderRequest(q, { identifiers, secrets: secret });
@@ -93,13 +95,13 @@ export async function runConnectionQueries(
             policy: ctx.retry,
             signal,
             onRetry: (f) => {
-              qlog.warn({ attempt: f.attempt, reason: f.reason, delayMs: Math.round(f.delayMs) }, 'retrying query');
+              log.warn({ ...where, attempt: f.attempt, reason: f.reason, delayMs: Math.round(f.delayMs) }, 'retrying query');
               ctx.hooks.retried?.({ connection: conn.name, type, status: f.status });
             },
           });
           await handle(res);
           const durationMs = performance.now() - started;
-          qlog.info({ status: res.statusCode, ms: Math.round(durationMs) }, 'query succeeded');
+          if (log.isLevelEnabled('info')) log.info({ ...where, status: res.statusCode, ms: Math.round(durationMs) }, 'query succeeded');
           ctx.hooks.querySettled?.({ connection: conn.name, type, durationMs, outcome: 'ok', status: res.statusCode });
           return;
         } catch (err) {
@@ -109,7 +111,7 @@ export async function runConnectionQueries(
             refreshed = true;
             ctx.secrets.invalidate(conn.credentials_location);
             secret = await resolveValues(conn, identifiers, ctx.secrets);
-            qlog.warn({ status: e.status }, 'target refused the credentials; refreshed the secret and retrying once');
+            log.warn({ ...where, status: e.status }, 'target refused the credentials; refreshed the secret and retrying once');
             continue;
           }
           ctx.hooks.querySettled?.({ connection: conn.name, type, durationMs: performance.now() - started, outcome: 'error', status: (e as AgentError).status });

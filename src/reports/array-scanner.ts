@@ -77,7 +77,8 @@ export class ArrayScanner {
   /** Keep a copy of the body's first bytes for the DEBUG preview. */
   record(buf: Buffer): void {
     if (this.previewSize >= PREVIEW_BYTES) return;
-    const piece = Buffer.from(buf.subarray(0, PREVIEW_BYTES - this.previewSize));
+    // A view, not a copy: body chunks are not reused by undici, and this is at most one chunk.
+    const piece = buf.subarray(0, PREVIEW_BYTES - this.previewSize);
     this.preview.push(piece);
     this.previewSize += piece.length;
   }
