@@ -1,7 +1,8 @@
-// A/B two builds of the agent on case 1's "one job" shape, alternating rounds in one process so
-// both see the same machine noise. For trying an engine change before it goes into src/:
+// A/B two builds of the agent on case 1's "job" shape (--shape jobs: 64 single-connection jobs in
+// flight), alternating rounds in one process so both see the same machine noise. For trying an
+// engine change before it goes into src/:
 //   cp -r dist /tmp/exp/dist && ln -s "$PWD/schemas" /tmp/exp/schemas && ln -s "$PWD/node_modules" /tmp/exp/node_modules
-//   (edit /tmp/exp/dist/…)  node bench/compare-builds.mjs --b /tmp/exp/dist [--a dist] [--queries 2000] [--rounds 20] [--path /empty]
+//   (edit /tmp/exp/dist/…)  node bench/compare-builds.mjs --b /tmp/exp/dist [--a dist] [--queries 2000] [--rounds 20] [--path /empty] [--shape jobs]
 import { resolve } from 'node:path';
 import { Agent } from 'undici';
 import { ROOT, accessConnection, benchConfig, makeBenchEngine, makeCountingSink, parseArgs, startTarget } from './lib.mjs';
@@ -16,10 +17,22 @@ if (!builds.b) throw new Error('pass --b <path of the other build (a dist folder
 const target = await startTarget();
 const dispatcher = new Agent({ keepAliveTimeout: 60_000 });
 const path = args.path ?? '/small'; // /empty: a [] body, to separate request cost from report cost
-const urls = (c) => Array.from({ length: Math.ceil(N / CONNS) }, (_, k) => `${target.url}${path}?email={email}&c=${c}&q=${k}`);
+const shape = args.shape ?? 'job';
+const urls = (c) => Array.from({ length: shape === 'job' ? Math.ceil(N / CONNS) : 1 }, (_, k) => `${target.url}${path}?email={email}&c=${c}&q=${k}`);
 const raw = benchConfig(Array.from({ length: CONNS }, (_, c) => accessConnection(c, urls(c), target.url)), { agent: { connection_concurrency: 64 } });
 const engines = {};
 for (const [k, dist] of Object.entries(builds)) engines[k] = await makeBenchEngine(raw, { dispatcher, dist });
+const names = engines.a.config.connections.map((c) => c.name);
+async function runShape({ engine }, sink, k) {
+  const check = (result) => {
+    if (result.status !== 'succeeded') throw new Error(`${k}: job ${result.status}`);
+  };
+  if (shape === 'job') return check(await engine.run({ type: 'access', identifiers: { email: 'peter@initech.example' } }, { sink }));
+  let next = 0;
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    for (let n = next++; n < N; n = next++) check(await engine.run({ type: 'access', identifiers: { email: `u${n}@initech.example` }, connections: [names[n % CONNS]] }, { sink }));
+  }));
+}
 const rates = { a: [], b: [] };
 const cpu = { a: [], b: [] }; // client CPU µs per request (user + system): steadier than req/s
 const WARM = Number(args.warmup ?? 4); // rounds not counted: the JIT needs ~10,000 requests
@@ -28,8 +41,7 @@ for (let r = 0; r < WARM + Number(args.rounds ?? 20); r++) {
     const sink = makeCountingSink();
     const t0 = performance.now();
     const c0 = process.cpuUsage();
-    const result = await engines[k].engine.run({ type: 'access', identifiers: { email: 'peter@initech.example' } }, { sink });
-    if (result.status !== 'succeeded') throw new Error(`${k}: job ${result.status}`);
+    await runShape(engines[k], sink, k);
     const c = process.cpuUsage(c0);
     if (r >= WARM) {
       rates[k].push(Math.round(N / ((performance.now() - t0) / 1000)));

@@ -6,6 +6,8 @@
 //        in flight = min(connections, connection_concurrency) = 50 although connection_concurrency
 //        is 64; raw undici runs 50 workers of N/50 sequential requests: the same 50 in flight.
 // empty  the same shape against /empty ([]): the request path alone, without report work.
+// slow   the "job" shape against /slow (/small answered after 10 ms, a fast real API) with fewer
+//        queries: the target's latency bounds both sides (50 in flight / 10 ms = 5,000 req/s at most).
 // jobs   N single-connection access jobs (one query each), 64 jobs in flight, against raw undici
 //        with 64 workers: every request also pays the per-job setup.
 // idle   one request in flight: the latency the agent adds when nothing queues.
@@ -17,14 +19,15 @@ import { Agent, request } from 'undici';
 import { accessConnection, benchConfig, emit, makeBenchEngine, makeCountingSink, parseArgs, quantile, round, startTarget } from './lib.mjs';
 
 const args = parseArgs();
-const N = Number(args.queries ?? (args.quick ? 4000 : 20000));
+const N = Number(args.queries ?? (args.quick ? 3000 : 20000));
 const CONNS = Number(args.connections ?? 50);
 const CONCURRENCY = Number(args.concurrency ?? 64);
 const ROUNDS = Number(args.rounds ?? (args.quick ? 2 : 3));
-const WARMUP = Number(args.warmup ?? (args.quick ? 1 : 1));
-const IDLE = Number(args.idle ?? (args.quick ? 500 : 2000));
+const WARMUP = Number(args.warmup ?? 1);
+const IDLE = Number(args.idle ?? (args.quick ? 300 : 2000));
 const PER_CONN = Math.ceil(N / CONNS);
 const TOTAL = CONNS * PER_CONN;
+const SLOW_PER_CONN = Math.ceil(Number(args['slow-queries'] ?? (args.quick ? 1500 : 5000)) / CONNS);
 
 const target = await startTarget();
 const headers = { Authorization: 'Bearer bench-api-key', 'Content-Type': 'application/json' };
@@ -39,12 +42,12 @@ async function rawOnce(url, lat) {
   lat?.push(performance.now() - t0);
 }
 
-/** Raw "job": CONNS workers, PER_CONN sequential requests each. */
-const rawJob = (path) => async (lat) => {
+/** Raw "job": CONNS workers, perConn sequential requests each. */
+const rawJob = (path, perConn = PER_CONN) => async (lat) => {
   await Promise.all(Array.from({ length: CONNS }, async (_, c) => {
-    for (let k = 0; k < PER_CONN; k++) await rawOnce(`${target.url}${path}?email=peter%40initech.example&c=${c}&q=${k}`, lat);
+    for (let k = 0; k < perConn; k++) await rawOnce(`${target.url}${path}?email=peter%40initech.example&c=${c}&q=${k}`, lat);
   }));
-  return TOTAL;
+  return CONNS * perConn;
 };
 
 /** Raw pool: `workers` workers sharing `total` requests. */
@@ -64,7 +67,12 @@ const engineFor = (path, perConn) =>
     dispatcher: agentDispatcher,
     hooks,
   });
-const engines = { small: await engineFor('/small', PER_CONN), empty: await engineFor('/empty', PER_CONN), single: await engineFor('/small', 1) };
+const engines = {
+  small: await engineFor('/small', PER_CONN),
+  empty: await engineFor('/empty', PER_CONN),
+  slow: await engineFor('/slow', SLOW_PER_CONN),
+  single: await engineFor('/small', 1),
+};
 const names = engines.single.config.connections.map((c) => c.name);
 
 function check(result, sink, reports) {
@@ -73,13 +81,13 @@ function check(result, sink, reports) {
 }
 
 /** Agent "job": one access job over every connection. */
-const agentJob = (engine, objectsPer) => async (lat) => {
+const agentJob = (engine, objectsPer, perConn = PER_CONN) => async (lat) => {
   const sink = makeCountingSink();
   settled = lat;
   const result = await engine.run({ type: 'access', identifiers: { email: 'peter@initech.example' } }, { sink });
   settled = null;
-  check(result, sink, TOTAL * objectsPer);
-  return TOTAL;
+  check(result, sink, CONNS * perConn * objectsPer);
+  return CONNS * perConn;
 };
 
 /** Agent pool: `workers` workers sharing `total` single-connection jobs; lat gets each job's wall time. */
@@ -101,6 +109,7 @@ const agentPool = (total, workers) => async (lat) => {
 const variants = {
   job: { agent: agentJob(engines.small.engine, 2), raw: rawJob('/small') },
   empty: { agent: agentJob(engines.empty.engine, 0), raw: rawJob('/empty') },
+  slow: { agent: agentJob(engines.slow.engine, 2, SLOW_PER_CONN), raw: rawJob('/slow', SLOW_PER_CONN) },
   jobs: { agent: agentPool(N, CONCURRENCY), raw: rawPool(N, CONCURRENCY) },
 };
 
@@ -157,6 +166,9 @@ emit({
   in_flight: Math.min(CONNS, CONCURRENCY),
   ...summary('job'),
   ...prefixed('empty_', summary('empty')),
+  slow_queries: CONNS * SLOW_PER_CONN,
+  slow_limit_rps: Math.round(CONNS / 0.01),
+  ...prefixed('slow_', summary('slow')),
   jobs_in_flight: CONCURRENCY,
   ...prefixed('jobs_', summary('jobs')),
   idle_requests: IDLE,

@@ -12,14 +12,15 @@ export const DIST = process.env.DSR_BENCH_DIST ?? join(ROOT, 'dist');
 export const BENCH = join(ROOT, 'bench');
 export const MiB = 1024 * 1024;
 
-/** `--quick`, `--only x`, `--key value` and `--flag` from argv. */
+/** `--quick`, `--only x`, `--key value`, `--key=value` and `--flag` from argv. */
 export function parseArgs(argv = process.argv.slice(2)) {
   const out = { quick: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) continue;
-    const [k, inline] = a.slice(2).split('=', 2);
-    if (inline !== undefined) out[k] = inline;
+    const eq = a.indexOf('=');
+    const k = eq < 0 ? a.slice(2) : a.slice(2, eq);
+    if (eq >= 0) out[k] = a.slice(eq + 1);
     else if (argv[i + 1] !== undefined && !argv[i + 1].startsWith('--')) out[k] = argv[++i];
     else out[k] = true;
   }

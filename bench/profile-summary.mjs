@@ -1,5 +1,6 @@
 // Summarise a V8 .cpuprofile (from `node --cpu-prof`): self time per function and per file, top N.
-// Usage: node bench/profile-summary.mjs <file.cpuprofile> [--top 25] [--filter dist/]
+// Also a sampling heap profile: bytes allocated per function (--stacks: with two callers).
+// Usage: node bench/profile-summary.mjs <file.cpuprofile|file.heapprofile> [--top 25] [--callers NAME] [--inclusive a,b]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from './lib.mjs';
 
@@ -11,6 +12,29 @@ if (!file || file.startsWith('--')) {
 }
 const top = Number(args.top ?? 25);
 const profile = JSON.parse(readFileSync(file, 'utf8'));
+
+// A sampling heap profile (.heapprofile, or HeapProfiler.stopSampling's result): bytes allocated per function.
+if (profile.head) {
+  const bytes = new Map();
+  let total = 0;
+  const visit = (n, chain) => {
+    const f = n.callFrame;
+    const where = f.url ? f.url.replace(/^file:\/\/.*?\/(node_modules|dist|bench)\//, '$1/') : '(native)';
+    const name = `${f.functionName || '(anonymous)'}  ${where}:${f.lineNumber + 1}`;
+    if (n.selfSize) {
+      const key = args.stacks ? [name, ...chain].slice(0, 3).join(' < ') : name;
+      bytes.set(key, (bytes.get(key) ?? 0) + n.selfSize);
+      total += n.selfSize;
+    }
+    for (const c of n.children ?? []) visit(c, [name, ...chain]);
+  };
+  visit(profile.head, []);
+  console.log(`\nallocated bytes by function (of ${(total / 2 ** 20).toFixed(0)} MiB sampled)`);
+  for (const [k, b] of [...bytes].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`${(b / 2 ** 20).toFixed(1).padStart(9)} MiB ${((100 * b) / total).toFixed(1).padStart(5)}%  ${k}`);
+  }
+  process.exit(0);
+}
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const self = new Map();
 const dt = profile.timeDeltas;
@@ -52,4 +76,25 @@ if (args.callers) {
     paths.set(key, (paths.get(key) ?? 0) + us);
   }
   show(`callers of ${args.callers}`, paths);
+}
+
+// --inclusive a,b,c: time spent in those functions and everything they call (within one stack;
+// work resumed after an await starts a new stack and is not counted).
+if (args.inclusive) {
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const out = new Map();
+  for (const name of String(args.inclusive).split(',')) {
+    let us = 0;
+    for (const [id, t] of self) {
+      for (let p = id; p !== undefined; p = parent.get(p)) {
+        if (byId.get(p).callFrame.functionName === name) {
+          us += t;
+          break;
+        }
+      }
+    }
+    out.set(name, us);
+  }
+  show('inclusive time', out);
 }

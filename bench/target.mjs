@@ -1,6 +1,7 @@
 // The target API the benchmarks call, run in its own process so its CPU and memory are not the
 // agent's. Prints {"port": N} once listening; exits on SIGTERM.
 //   GET  /small             a small JSON array of two records (the engine throughput case)
+//   GET  /slow              /small after 10 ms (a fast real API)
 //   GET  /empty             [] (to tell the engine's request cost from its report cost)
 //   GET  /stream?bytes=N    a JSON array of ~N bytes of 64 KiB–1 MiB objects, generated as it is sent,
 //                           with backpressure, never held whole (the memory case)
@@ -50,6 +51,11 @@ const server = createServer((req, res) => {
   if (url.pathname === '/small') {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': small.length });
     res.end(small);
+  } else if (url.pathname === '/slow') {
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': small.length });
+      res.end(small);
+    }, 10);
   } else if (url.pathname === '/empty') {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 });
     res.end('[]');

@@ -80,7 +80,8 @@ export async function runJob(config: AgentConfig, req: JobRequest, ctx: Connecti
   assertIdentifiers(req.identifiers);
   const selections = selectConnections(config, req.type, req.connections);
   if (req.type === 'access' && !opts.sink) throw new Error('an access job needs a report sink');
-  const limit = pLimit(concurrency);
+  // p-limit only when it can bite: a job that fits under the limit skips its per-task bookkeeping.
+  const limit: <T>(fn: () => Promise<T>) => Promise<T> = selections.length > concurrency ? pLimit(concurrency) : (fn) => fn();
   const connections = await Promise.all(
     selections.map((sel) =>
       limit(async (): Promise<ConnectionResult> => {

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** The command the Dockerfile runs: ENTRYPOINT ["node", "dist/cli.js"] + CMD ["serve"]. */
+/** The built CLI, which the Dockerfile's ENTRYPOINT runs with CMD ["serve"]. */
 export const CLI = join(process.cwd(), 'dist/cli.js');
 
 /** A `dsr-agent serve` child process. */
