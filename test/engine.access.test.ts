@@ -1,18 +1,12 @@
-import { describe, it, expect, afterEach } from '@jest/globals';
+import { describe, it, expect } from '@jest/globals';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTarget, json, type Target } from './helpers/target.js';
-import { makeTestAgent, connection, query, type TestAgent } from './helpers/agent.js';
+import { startTarget, json } from './helpers/target.js';
+import { makeTestAgent, connection, query, useFixtures } from './helpers/agent.js';
 import { makeLocalSink } from '../src/storage/local.js';
 import type { ReportSink } from '../src/storage/sink.js';
 
-let target: Target | undefined;
-let agent: TestAgent | undefined;
-afterEach(async () => {
-  await agent?.close();
-  await target?.close();
-  agent = target = undefined;
-});
+const fx = useFixtures();
 
 const SEED_RESPONSE = [
   { first_name: 'Peter', last_name: 'Gibbons', company: 'Initech', friends: ['Samir', 'Michael'] },
@@ -21,11 +15,11 @@ const SEED_RESPONSE = [
 
 describe('access', () => {
   it("turns the seed's example response into exactly its report_1.csv and report_2.csv", async () => {
-    target = await startTarget((_req, res) => json(res, 200, SEED_RESPONSE));
-    const conn = connection({ access: [query(`${target.url}/v0/users?email={email}`)] });
-    agent = makeTestAgent([conn]);
-    const out = join(agent.dir, 'out');
-    const result = await agent.engine.run({ type: 'access', identifiers: { email: 'peter@initech.com' } }, { sink: makeLocalSink(out) });
+    fx.target = await startTarget((_req, res) => json(res, 200, SEED_RESPONSE));
+    const conn = connection({ access: [query(`${fx.target.url}/v0/users?email={email}`)] });
+    fx.agent = makeTestAgent([conn]);
+    const out = join(fx.agent.dir, 'out');
+    const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'peter@initech.com' } }, { sink: makeLocalSink(out) });
     expect(result.status).toBe('succeeded');
     const uuid = conn.uuid as string;
     expect(readdirSync(join(out, uuid)).sort()).toEqual(['report_1.csv', 'report_2.csv']);
@@ -34,17 +28,17 @@ describe('access', () => {
     expect(readFileSync(join(out, uuid, 'report_2.csv'), 'utf8')).toBe(
       'address_type,Home\naddress_street,191 N. Lamar\naddress_city,Flander\naddress_state,Illinois\naddress_zip_code,77070\n',
     );
-    expect(target.received[0]!.url).toBe('/v0/users?email=peter%40initech.com');
-    expect(target.received[0]!.headers.authorization).toBe('Basic dXNlcjpwYXNz');
+    expect(fx.target.received[0]!.url).toBe('/v0/users?email=peter%40initech.com');
+    expect(fx.target.received[0]!.headers.authorization).toBe('Basic dXNlcjpwYXNz');
   });
 
   it('numbers reports in order across the connection\'s access queries', async () => {
-    target = await startTarget((req, res) => json(res, 200, req.url === '/a' ? [{ a: 1 }, { a: 2 }] : [{ b: 3 }]));
-    const conn = connection({ access: [query(`${target.url}/a`), query(`${target.url}/b`)] });
-    agent = makeTestAgent([conn]);
+    fx.target = await startTarget((req, res) => json(res, 200, req.url === '/a' ? [{ a: 1 }, { a: 2 }] : [{ b: 3 }]));
+    const conn = connection({ access: [query(`${fx.target.url}/a`), query(`${fx.target.url}/b`)] });
+    fx.agent = makeTestAgent([conn]);
     const puts: string[] = [];
     const sink: ReportSink = { put: async (uuid, n, csv) => (puts.push(`${n}:${csv.trim()}`), `${uuid}/${n}`) };
-    const result = await agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink });
+    const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink });
     expect(puts).toEqual(['1:a,1', '2:a,2', '3:b,3']);
     expect(result.connections[0]!.reports).toHaveLength(3);
   });
@@ -56,44 +50,44 @@ describe('access', () => {
     ['HTML', '<html>oops</html>'],
     ['an array of non-objects', '[1, 2]'],
   ])('fails the connection with RESPONSE_MALFORMED on %s, and logs the body only at DEBUG', async (_what, body) => {
-    target = await startTarget((_req, res) => {
+    fx.target = await startTarget((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(body);
     });
     for (const level of ['INFO', 'DEBUG']) {
-      agent = makeTestAgent([connection({ access: [query(`${target.url}/a`)] })], { level });
-      const result = await agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: { put: async () => 'x' } });
+      fx.agent = makeTestAgent([connection({ access: [query(`${fx.target.url}/a`)] })], { level });
+      const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: { put: async () => 'x' } });
       expect(result.connections[0]!.error?.code).toBe('RESPONSE_MALFORMED');
       expect(result.connections[0]!.error?.message).not.toContain(body);
-      const logged = agent.logs.lines().some((l) => l.includes(JSON.stringify(body).slice(1, -1)));
+      const logged = fx.agent.logs.lines().some((l) => l.includes(JSON.stringify(body).slice(1, -1)));
       expect(logged).toBe(level === 'DEBUG');
-      await agent.close();
-      agent = undefined;
+      await fx.agent.close();
+      fx.agent = undefined;
     }
   });
 
   it('fails with RESPONSE_OBJECT_TOO_LARGE when one object passes max_object_bytes', async () => {
-    target = await startTarget((_req, res) => json(res, 200, [{ small: 1 }, { big: 'x'.repeat(2 * 1024 * 1024) }]));
-    agent = makeTestAgent([connection({ access: [query(`${target.url}/a`)] })], { top: { agent: { max_object_bytes: 1024 * 1024 } } });
-    const result = await agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: { put: async () => 'x' } });
+    fx.target = await startTarget((_req, res) => json(res, 200, [{ small: 1 }, { big: 'x'.repeat(2 * 1024 * 1024) }]));
+    fx.agent = makeTestAgent([connection({ access: [query(`${fx.target.url}/a`)] })], { top: { agent: { max_object_bytes: 1024 * 1024 } } });
+    const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: { put: async () => 'x' } });
     expect(result.connections[0]!.error?.code).toBe('RESPONSE_OBJECT_TOO_LARGE');
   });
 
   it('fails when the target drops the connection mid-body', async () => {
-    target = await startTarget((req, res) => {
+    fx.target = await startTarget((req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write('[{"a":1},{"b":');
       setTimeout(() => req.socket.destroy(), 50);
     });
-    agent = makeTestAgent([connection({ access: [query(`${target.url}/a`)] })]);
-    const result = await agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: { put: async () => 'x' } });
+    fx.agent = makeTestAgent([connection({ access: [query(`${fx.target.url}/a`)] })]);
+    const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: { put: async () => 'x' } });
     expect(result.status).toBe('failed');
   });
 
   it('streams a 300 MB response with memory bounded by the largest object, not the body', async () => {
     const object = JSON.stringify({ id: 1, name: 'Peter Gibbons', notes: 'ü'.repeat(500_000), tags: ['a', 'b'] }); // ~1 MB
     const count = 300;
-    target = await startTarget((_req, res) => {
+    fx.target = await startTarget((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       let i = 0;
       const pump = () => {
@@ -106,7 +100,7 @@ describe('access', () => {
       };
       pump();
     });
-    agent = makeTestAgent([connection({ access: [query(`${target.url}/a`)] })]);
+    fx.agent = makeTestAgent([connection({ access: [query(`${fx.target.url}/a`)] })]);
     global.gc?.();
     const before = process.memoryUsage().rss;
     let peak = before;
@@ -119,7 +113,7 @@ describe('access', () => {
         return String(i);
       },
     };
-    const result = await agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink });
+    const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink });
     expect(result.status).toBe('succeeded');
     expect(n).toBe(count);
     expect((peak - before) / 1024 / 1024).toBeLessThan(200);
@@ -128,13 +122,13 @@ describe('access', () => {
 
 describe('access: a data subject that does not exist', () => {
   it('a valid 404 (or 204) means no data: no report, no parse error', async () => {
-    target = await startTarget((req, res) => {
+    fx.target = await startTarget((req, res) => {
       if (req.url === '/gone') return json(res, 404, { error: 'no such user' });
       res.writeHead(204);
       res.end();
     });
-    agent = makeTestAgent([connection({ access: [query(`${target.url}/gone`, { valid_response_codes: [200, 404] }), query(`${target.url}/empty`, { valid_response_codes: [200, 204] })] })]);
-    const result = await agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: { put: async () => 'x' } });
+    fx.agent = makeTestAgent([connection({ access: [query(`${fx.target.url}/gone`, { valid_response_codes: [200, 404] }), query(`${fx.target.url}/empty`, { valid_response_codes: [200, 204] })] })]);
+    const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: { put: async () => 'x' } });
     expect(result.connections[0]).toMatchObject({ status: 'succeeded', reports: [] });
   });
 });

@@ -1,3 +1,4 @@
+import { afterEach } from '@jest/globals';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { makeSecretsSource } from '../../src/credentials/index.js';
 import { makeSecretsCache } from '../../src/credentials/source.js';
 import { makeEngine, type Engine, type EngineDeps } from '../../src/engine/index.js';
 import { makeLogger, type Logger } from '../../src/logger.js';
+import type { Target } from './target.js';
 
 /** A query with the seed's defaults, pointed at `url`. */
 export function query(url: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -82,4 +84,21 @@ export function makeTestAgent(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The target and agent of the running test; whatever is set is closed after each test. */
+export interface Fixtures {
+  target?: Target;
+  agent?: TestAgent;
+}
+
+/** Register an afterEach that closes the test's agent, then its target. */
+export function useFixtures(): Fixtures {
+  const fx: Fixtures = {};
+  afterEach(async () => {
+    await fx.agent?.close();
+    await fx.target?.close();
+    fx.agent = fx.target = undefined;
+  });
+  return fx;
 }
