@@ -71,3 +71,38 @@ export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<bo
     clearTimeout(timer);
   }
 }
+
+/** Long-poll waiters by job id: `wait` resolves on `wake(id)` or after `ms`, whichever is first. */
+export interface Waiters {
+  wait(id: string, ms: number): Promise<void>;
+  wake(id: string): void;
+  /** Wake every waiter (shutdown: long polls answer now with the current view). */
+  wakeAll(): void;
+}
+
+/** Make a {@link Waiters} registry (both queues' waitFor use one). */
+export function makeWaiters(): Waiters {
+  const waiters = new Map<string, Set<() => void>>();
+  const wake = (id: string) => {
+    for (const w of waiters.get(id) ?? []) w();
+  };
+  return {
+    wait: (id, ms) =>
+      new Promise<void>((resolve) => {
+        const set = waiters.get(id) ?? new Set();
+        waiters.set(id, set);
+        const done = () => {
+          clearTimeout(timer);
+          set.delete(done);
+          if (set.size === 0) waiters.delete(id);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        set.add(done);
+      }),
+    wake,
+    wakeAll: () => {
+      for (const id of [...waiters.keys()]) wake(id);
+    },
+  };
+}

@@ -8,7 +8,7 @@ import type { JobResult } from '../engine/index.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { makeJournal, type JobRecord } from './journal.js';
-import { isFinal, makeJobId, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
+import { isFinal, makeJobId, makeWaiters, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
 import type { JobProcessor, JobQueue, JobSubmission, JobView } from './types.js';
 
 /** Options for {@link makeEmbeddedQueue}. */
@@ -53,7 +53,7 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
   /** Ids of queued jobs, FIFO. */
   const pending: string[] = [];
   const running = new Map<string, { entry: Entry; done: Promise<void> }>();
-  const waiters = new Map<string, Set<() => void>>();
+  const waiters = makeWaiters();
   let loading: Promise<void> | undefined;
   let processor: JobProcessor | undefined;
   let concurrency = 1;
@@ -76,10 +76,6 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
       loading = undefined; // let the next call try again
       throw err;
     }));
-
-  const notify = (id: string) => {
-    for (const wake of waiters.get(id) ?? []) wake();
-  };
 
   async function writeQuietly(record: JobRecord, what: string): Promise<void> {
     try {
@@ -135,7 +131,7 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
     Object.assign(r, final);
     delete r.submission;
     if (outcome.error) jobLog.error({ code: outcome.error.code }, 'job failed');
-    notify(r.id);
+    waiters.wake(r.id);
   }
 
   function pump(): void {
@@ -196,18 +192,7 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
       const entry = jobs.get(id);
       if (!entry) return undefined;
       if (!isFinal(entry.record.status) && !closing && timeoutMs > 0) {
-        await new Promise<void>((resolve) => {
-          const set = waiters.get(id) ?? new Set();
-          waiters.set(id, set);
-          const wake = () => {
-            clearTimeout(timer);
-            set.delete(wake);
-            if (set.size === 0) waiters.delete(id);
-            resolve();
-          };
-          const timer = setTimeout(wake, timeoutMs);
-          set.add(wake);
-        });
+        await waiters.wait(id, timeoutMs);
       }
       return toView(entry.record);
     },
@@ -230,7 +215,7 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
 
     async close(graceMs) {
       closing = true;
-      for (const id of [...waiters.keys()]) notify(id); // long polls answer now with the current view
+      waiters.wakeAll(); // long polls answer now with the current view
       if (running.size === 0) return;
       const all = Promise.allSettled([...running.values()].map((r) => r.done));
       if (await settlesWithin(all, graceMs)) return;

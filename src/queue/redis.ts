@@ -9,7 +9,7 @@ import { Queue, QueueEvents, WaitingError, Worker } from 'bullmq';
 import type { JobResult } from '../engine/index.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { isFinal, isJobId, makeJobId, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
+import { isFinal, isJobId, makeJobId, makeWaiters, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
 import { fromBullId, MAX_STALLED_COUNT, toBullId, toJobView, type StoredData, type StoredJob } from './redis-view.js';
 import type { JobProcessor, JobQueue, JobSubmission, JobView } from './types.js';
 
@@ -64,12 +64,8 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
   let worker: Worker<StoredData, JobOutcome> | undefined;
   let closing = false;
   const active = new Map<string, { controller: AbortController; done: Promise<void> }>();
-  const waiters = new Map<string, Set<() => void>>();
+  const waiters = makeWaiters();
   const stripping = new Set<Promise<void>>();
-
-  const wake = (bullId: string) => {
-    for (const w of waiters.get(bullId) ?? []) w();
-  };
 
   /** Data minimisation: a final job keeps its type and nonce, not the identifiers. */
   function strip(job: StoredJob): Promise<void> {
@@ -106,26 +102,10 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
     if (!events) {
       events = new QueueEvents(name, { connection });
       events.on('error', (err) => log.error({ err: { message: err.message } }, 'Redis queue events connection error'));
-      events.on('completed', ({ jobId }) => wake(jobId));
-      events.on('failed', ({ jobId }) => wake(jobId));
+      events.on('completed', ({ jobId }) => waiters.wake(jobId));
+      events.on('failed', ({ jobId }) => waiters.wake(jobId));
     }
     return events;
-  }
-
-  /** Resolve on a completed/failed event for the job, or after `ms`. */
-  function nextEvent(bullId: string, ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const set = waiters.get(bullId) ?? new Set();
-      waiters.set(bullId, set);
-      const done = () => {
-        clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0) waiters.delete(bullId);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      set.add(done);
-    });
   }
 
   async function handBack(job: StoredJob, token: string | undefined): Promise<never> {
@@ -210,7 +190,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
         view = await get(id);
         const left = deadline - Date.now();
         if (!view || isFinal(view.status) || left <= 0) return view;
-        await nextEvent(toBullId(id), Math.min(left, SAFETY_POLL_MS));
+        await waiters.wait(toBullId(id), Math.min(left, SAFETY_POLL_MS)); // a completed/failed event, or the safety poll
       }
       return view; // closing: answer with what we have rather than read through a closing connection
     },
@@ -249,7 +229,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
 
     async close(graceMs) {
       closing = true;
-      for (const id of [...waiters.keys()]) wake(id);
+      waiters.wakeAll();
       if (worker) {
         await worker.pause(true); // stop fetching; running jobs go on
         let force = false;
