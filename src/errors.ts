@@ -95,6 +95,16 @@ export function isAgentError(err: unknown, code?: ErrorCode): err is AgentError 
   return err instanceof AgentError && (code === undefined || err.code === code);
 }
 
+/**
+ * `err` as an AgentError: itself when it is one, else INTERNAL wrapping it as `cause`. The message
+ * names only the error's class, since a foreign message may carry personal data.
+ */
+export function asAgentError(err: unknown): AgentError {
+  if (err instanceof AgentError) return err;
+  const kind = err instanceof Error ? err.name : 'error';
+  return new AgentError(ErrorCodes.INTERNAL, `unexpected ${kind}; run with LOGLEVEL=DEBUG for details`, { cause: err });
+}
+
 /** Build a CONFIG_INVALID error listing every problem, one per line. */
 export function makeConfigError(problems: readonly ConfigProblem[], source = 'config'): AgentError {
   const lines = problems.map((p) => `  ${p.path || '/'}: ${p.message}`);

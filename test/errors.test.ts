@@ -1,5 +1,5 @@
 import { describe, it, expect } from '@jest/globals';
-import { AgentError, ErrorCodes, isAgentError, makeConfigError } from '../src/errors.js';
+import { AgentError, ErrorCodes, asAgentError, isAgentError, makeConfigError } from '../src/errors.js';
 
 describe('errors', () => {
   it('every code equals its key (codes are a stable contract)', () => {
@@ -27,5 +27,17 @@ describe('errors', () => {
       'config is invalid (2 problems):\n  /connections/0/queries/test: an APIProxy connection needs at least one test query\n  /job_timeout_seconds: must be an integer',
     );
     expect(e.problems).toHaveLength(2);
+  });
+});
+
+describe('asAgentError', () => {
+  it('keeps an AgentError and wraps anything else as INTERNAL without its message', () => {
+    const own = new AgentError(ErrorCodes.JOB_TIMEOUT, 'late');
+    expect(asAgentError(own)).toBe(own);
+    const foreign = new TypeError('cannot read peter@initech.com');
+    const wrapped = asAgentError(foreign);
+    expect(wrapped.code).toBe('INTERNAL');
+    expect(wrapped.message).toBe('unexpected TypeError; run with LOGLEVEL=DEBUG for details');
+    expect(wrapped.cause).toBe(foreign);
   });
 });

@@ -1,4 +1,4 @@
-import type { APIProxyQuery } from '../config/types.js';
+import type { APIProxyQuery, Connection, QueryType } from '../config/types.js';
 import { parseTemplate, bodyKindFor, type Template, type BodyKind } from '../templates.js';
 
 /** An APIProxyQuery with its templates parsed once (they are validated at config load). */
@@ -52,4 +52,22 @@ function originOf(url: string): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** One query of a connection for a query type, in run order, with the label logs and --dry-run show. */
+export interface LabelledQuery {
+  readonly label: string;
+  readonly query: APIProxyQuery;
+  /** For identifiers queries: the identifier name the response is keyed by. */
+  readonly identifier?: string;
+}
+
+/** A connection's queries of one type in the order they run: `access[0]`, `identifiers.user_id[1]`, … */
+export function queriesOf(conn: Connection, type: QueryType): LabelledQuery[] {
+  if (type === 'identifiers') {
+    return Object.entries(conn.queries.identifiers ?? {}).flatMap(([identifier, qs]) =>
+      qs.map((query, i) => ({ label: `identifiers.${identifier}[${i}]`, query, identifier })),
+    );
+  }
+  return (conn.queries[type] ?? []).map((query, i) => ({ label: `${type}[${i}]`, query }));
 }

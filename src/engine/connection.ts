@@ -4,10 +4,10 @@ import type { APIProxyQuery, Connection, QueryType } from '../config/types.js';
 import type { Secret, SecretsCache } from '../credentials/source.js';
 import type { Logger } from '../logger.js';
 import type { ReportSink } from '../storage/sink.js';
-import { compileQuery } from './compile.js';
+import { compileQuery, queriesOf } from './compile.js';
 import { renderRequest, type HttpRequest, type RequestStep } from './render.js';
 import { sendWithRetry, type RetryPolicy } from './send.js';
-import { consumeStatusBody, writeAccessReports, collectIdentifiers } from './responses.js';
+import { consumeStatusBody, writeAccessReports, collectIdentifiers, type AccessOutput } from './responses.js';
 
 /** Hooks for metrics; every argument is free of personal data. */
 export interface EngineHooks {
@@ -122,38 +122,27 @@ export async function runConnectionQueries(
     };
 
     const out: ConnectionOutput = {};
-    if (type === 'identifiers') {
-      out.identifiers = {};
-      for (const [name, queries] of Object.entries(conn.queries.identifiers ?? {})) {
-        const values = new Set<string>();
-        for (const [i, query] of queries.entries()) {
-          await run(query, `identifiers.${name}[${i}]`, async (res) => {
-            if (isNoData(res.statusCode)) return consumeStatusBody(res.body, log);
-            const n = await collectIdentifiers(res.body, name, values, ctx.maxObjectBytes, log);
-            log.debug({ found: n }, 'identifier values found');
-          });
-        }
-        out.identifiers[name] = [...values];
-      }
-    } else {
-      const queries = conn.queries[type] ?? [];
-      if (type === 'access') {
-        if (!opts.sink) throw new Error('access queries need a report sink');
-        const access = { sink: opts.sink, connectionUuid: conn.uuid, reports: [] as string[] };
-        out.reports = access.reports;
-        for (const [i, query] of queries.entries()) {
-          await run(query, `access[${i}]`, async (res) => {
-            if (isNoData(res.statusCode)) return consumeStatusBody(res.body, log);
-            const n = await writeAccessReports(res.body, access, ctx.maxObjectBytes, log);
-            log.debug({ objects: n }, 'access objects written');
-          });
-        }
-      } else {
-        for (const [i, query] of queries.entries()) {
-          await run(query, `${type}[${i}]`, (res) => consumeStatusBody(res.body, log));
-        }
-      }
+    // identifiers: values per identifier name (every configured name appears, [] when none found).
+    const found = new Map(Object.keys(type === 'identifiers' ? (conn.queries.identifiers ?? {}) : {}).map((n) => [n, new Set<string>()]));
+    let access: AccessOutput | undefined;
+    if (type === 'access') {
+      if (!opts.sink) throw new Error('access queries need a report sink');
+      access = { sink: opts.sink, connectionUuid: conn.uuid, reports: [] };
+      out.reports = access.reports;
     }
+    for (const { label, query, identifier } of queriesOf(conn, type)) {
+      await run(query, label, async (res) => {
+        if ((!access && identifier === undefined) || isNoData(res.statusCode)) return consumeStatusBody(res.body, log);
+        if (access) {
+          const n = await writeAccessReports(res.body, access, ctx.maxObjectBytes, log);
+          log.debug({ objects: n }, 'access objects written');
+        } else {
+          const n = await collectIdentifiers(res.body, identifier!, found.get(identifier!)!, ctx.maxObjectBytes, log);
+          log.debug({ found: n }, 'identifier values found');
+        }
+      });
+    }
+    if (type === 'identifiers') out.identifiers = Object.fromEntries([...found].map(([n, v]) => [n, [...v]]));
     return out;
   } catch (err) {
     throw signal.aborted && !isAgentError(err) ? signal.reason : err;

@@ -1,10 +1,10 @@
 import { Agent, getGlobalDispatcher, type Dispatcher } from 'undici';
 import pLimit from 'p-limit';
-import type { AgentConfig, Connection, RequestType } from '../config/types.js';
+import type { AgentConfig, Connection } from '../config/types.js';
 import type { SecretsCache } from '../credentials/source.js';
-import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
+import { asAgentError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { compileQuery } from './compile.js';
+import { compileQuery, queriesOf } from './compile.js';
 import { runConnectionQueries, resolveValues, type ConnectionContext, type EngineHooks } from './connection.js';
 import { runJob, assertIdentifiers, type JobRequest, type JobResult, type RunJobOptions } from './job.js';
 import { renderMasked, type HttpRequest, type RequestStep } from './render.js';
@@ -104,7 +104,7 @@ export function makeEngine(deps: EngineDeps): Engine {
               await runConnectionQueries(c, 'test', {}, ctx, { signal });
               return { uuid: c.uuid, name: c.name, mode: c.mode, healthy: true, duration_ms: Math.round(performance.now() - started) };
             } catch (err) {
-              const e = isAgentError(err) ? err : new AgentError(ErrorCodes.INTERNAL, 'unexpected error; run with LOGLEVEL=DEBUG for details', { cause: err });
+              const e = asAgentError(err);
               return { uuid: c.uuid, name: c.name, mode: c.mode, healthy: false, duration_ms: Math.round(performance.now() - started), error: e.toJSON() };
             }
           }),
@@ -126,18 +126,14 @@ export function makeEngine(deps: EngineDeps): Engine {
         try {
           secret = await resolveValues(c, req.identifiers, deps.secrets);
         } catch (err) {
-          out.push({ ...base, query: '-', error: isAgentError(err) ? err.toJSON() : { code: ErrorCodes.INTERNAL, message: 'unexpected error' } });
+          out.push({ ...base, query: '-', error: asAgentError(err).toJSON() });
           continue;
         }
-        const queries: Array<[string, (typeof c.queries.test & object)[number]]> =
-          req.type === 'identifiers'
-            ? Object.entries(c.queries.identifiers ?? {}).flatMap(([name, qs]) => qs.map((q, i) => [`identifiers.${name}[${i}]`, q] as [string, typeof q]))
-            : (c.queries[req.type as Exclude<RequestType, 'identifiers'>] ?? []).map((q, i) => [`${req.type}[${i}]`, q] as [string, typeof q]);
-        for (const [label, q] of queries) {
+        for (const { label, query: q } of queriesOf(c, req.type)) {
           try {
             out.push({ ...base, query: label, request: renderMasked(compileQuery(q), { identifiers: req.identifiers, secrets: secret }) });
           } catch (err) {
-            out.push({ ...base, query: label, error: isAgentError(err) ? err.toJSON() : { code: ErrorCodes.INTERNAL, message: 'unexpected error' } });
+            out.push({ ...base, query: label, error: asAgentError(err).toJSON() });
           }
         }
       }

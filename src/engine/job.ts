@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { AgentError, ErrorCodes } from '../errors.js';
+import { AgentError, ErrorCodes, asAgentError } from '../errors.js';
 import type { AgentConfig, RequestType } from '../config/types.js';
 import type { ReportSink } from '../storage/sink.js';
 import { runConnectionQueries, type ConnectionContext } from './connection.js';
@@ -97,7 +97,7 @@ export async function runJob(config: AgentConfig, req: JobRequest, ctx: Connecti
           result = { ...base, status: 'succeeded', ...out };
         } catch (err) {
           if (!(err instanceof AgentError)) ctx.logger.debug({ err }, 'unexpected error');
-          const e = err instanceof AgentError ? err : new AgentError(ErrorCodes.INTERNAL, `unexpected ${(err as Error)?.name ?? 'error'}; run with LOGLEVEL=DEBUG for details`, { cause: err });
+          const e = asAgentError(err);
           ctx.logger.error({ connection: c.name, uuid: c.uuid, code: e.code, err: { message: e.message } }, `${req.type} failed`);
           result = { ...base, status: 'failed', error: e.toJSON() };
         }
