@@ -25,9 +25,16 @@ export async function consumeStatusBody(body: Body, log: Logger): Promise<void> 
   else await body.dump();
 }
 
-function logMalformed(err: unknown, log: Logger): void {
-  const preview = (err as { bodyPreview?: string } | undefined)?.bodyPreview;
-  if (preview !== undefined) log.debug({ body: preview }, 'malformed response body (first 2 KiB)');
+/** Run a body reader; on failure log the malformed body's preview (DEBUG only) and release the socket. */
+async function readingBody<T>(body: Body, log: Logger, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    const preview = (err as { bodyPreview?: string } | undefined)?.bodyPreview;
+    if (preview !== undefined) log.debug({ body: preview }, 'malformed response body (first 2 KiB)');
+    body.destroy();
+    throw err;
+  }
 }
 
 /** Where an access query's reports go and how they are numbered across the connection's queries. */
@@ -43,20 +50,15 @@ export interface AccessOutput {
  * soon as the object is complete. Memory is bounded by the largest object.
  */
 export async function writeAccessReports(body: Body, out: AccessOutput, maxObjectBytes: number, log: Logger): Promise<number> {
-  let count = 0;
-  try {
+  return readingBody(body, log, async () => {
+    let count = 0;
     for await (const obj of splitJsonArray(body as AsyncIterable<Uint8Array>, { maxObjectBytes })) {
       const n = out.reports.length + 1;
-      const csv = toReportCsv(flatten(obj));
-      out.reports.push(await out.sink.put(out.connectionUuid, n, csv));
+      out.reports.push(await out.sink.put(out.connectionUuid, n, toReportCsv(flatten(obj))));
       count++;
     }
-  } catch (err) {
-    logMalformed(err, log);
-    body.destroy();
-    throw err;
-  }
-  return count;
+    return count;
+  });
 }
 
 /**
@@ -64,9 +66,9 @@ export async function writeAccessReports(body: Body, out: AccessOutput, maxObjec
  * value (as a string) to `into`; returns how many were found.
  */
 export async function collectIdentifiers(body: Body, name: string, into: Set<string>, maxObjectBytes: number, log: Logger): Promise<number> {
-  let found = 0;
-  let index = 0;
-  try {
+  return readingBody(body, log, async () => {
+    let found = 0;
+    let index = 0;
     for await (const obj of splitJsonArray(body as AsyncIterable<Uint8Array>, { maxObjectBytes, label: 'identifiers response' })) {
       index++;
       const v = obj[name];
@@ -80,10 +82,6 @@ export async function collectIdentifiers(body: Body, name: string, into: Set<str
       into.add(String(v));
       found++;
     }
-  } catch (err) {
-    logMalformed(err, log);
-    body.destroy();
-    throw err;
-  }
-  return found;
+    return found;
+  });
 }
