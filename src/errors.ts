@@ -36,6 +36,14 @@ export const ErrorCodes = {
   HTTP_NETWORK: 'HTTP_NETWORK',
   /** An access or identifiers response is not a JSON array of objects. */
   RESPONSE_MALFORMED: 'RESPONSE_MALFORMED',
+  /** A response with a valid status does not hold a value its query's `expect` requires. */
+  RESPONSE_UNEXPECTED: 'RESPONSE_UNEXPECTED',
+  /** A GraphQL response carries a non-empty top-level `errors` array (even with status 200). */
+  GRAPHQL_ERRORS: 'GRAPHQL_ERRORS',
+  /** A paginated query needed more than its max_pages pages. */
+  PAGINATION_LIMIT: 'PAGINATION_LIMIT',
+  /** A connection token could not be fetched (login refused, or no token where `value` points). */
+  TOKEN_FAILED: 'TOKEN_FAILED',
   /** A single object in an access response is larger than the configured cap. */
   RESPONSE_OBJECT_TOO_LARGE: 'RESPONSE_OBJECT_TOO_LARGE',
   /** The cumulative job_timeout_seconds for a query type expired. */
@@ -70,7 +78,7 @@ export class AgentError extends Error {
   readonly code: ErrorCode;
   /** For CONFIG_INVALID: every problem found, not only the first. */
   readonly problems?: readonly ConfigProblem[];
-  /** For HTTP_STATUS: the status the target answered. */
+  /** For HTTP_STATUS (and TOKEN_FAILED from a refused login): the status the target answered. */
   readonly status?: number;
 
   constructor(

@@ -159,7 +159,7 @@ describe('schema problems', () => {
     conn.Name = 'x';
     const raw = { ...wrap(conn), platform: { credentials_manager: { provider: 'JSONFile', region: 'x' } }, agent: { retires: 1, retry: 1 } };
     expect(messageAt(raw, '/connections/0/queries/test/0/verfiy_ssl')).toEqual([
-      "unknown field 'verfiy_ssl' (did you mean 'verify_ssl'?); the fields of an APIProxy query are url, headers, body, verb, verify_ssl, valid_response_codes, fail_retry_response_codes",
+      "unknown field 'verfiy_ssl' (did you mean 'verify_ssl'?); the fields of an APIProxy query are url, headers, body, verb, verify_ssl, valid_response_codes, fail_retry_response_codes, graphql, records, expect, paginate",
     ]);
     expect(messageAt(raw, '/connections/0/queries/tests')[0]).toMatch(/^unknown field 'tests' \(did you mean 'test'\?\); the fields of queries are test, identifiers, access, delete, optout$/);
     expect(messageAt(raw, '/connections/0/Name')[0]).toContain("(did you mean 'name'?); the fields of a connection are name, uuid,");

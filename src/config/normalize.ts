@@ -10,7 +10,9 @@ import type {
   Capability,
   Connection,
   CredentialsManagerConfig,
+  Paginate,
   StorageManagerConfig,
+  TokenSpec,
 } from './types.js';
 
 /** Defaults of the `agent` object (the same values as the schema's `default`s). */
@@ -32,6 +34,9 @@ export const DEFAULT_AGENT_OPTIONS: AgentOptions = Object.freeze({
 export const DEFAULT_JOB_TIMEOUT_SECONDS = 300;
 /** Default valid_response_codes of a query. */
 export const DEFAULT_VALID_RESPONSE_CODES: readonly number[] = Object.freeze([200]);
+
+/** Defaults of a query's `paginate` (the same values as the schema's `default`s). */
+export const DEFAULT_PAGINATE = Object.freeze({ start: 1, size: 100, max_pages: 1000 });
 
 /** Freeze `value` and everything reachable from it; returns it typed as deeply readonly. */
 export function deepFreeze<T>(value: T): T {
@@ -60,6 +65,30 @@ function normalizeQuery(q: Raw): APIProxyQuery {
     verify_ssl: String(q.verify_ssl) as 'true' | 'false',
     valid_response_codes: [...((q.valid_response_codes as number[] | undefined) ?? DEFAULT_VALID_RESPONSE_CODES)],
     fail_retry_response_codes: [...((q.fail_retry_response_codes as number[] | undefined) ?? [])],
+    ...(q.graphql !== undefined && { graphql: structuredClone(q.graphql) as APIProxyQuery['graphql'] }),
+    ...(q.records !== undefined && { records: q.records as string }),
+    ...(q.expect !== undefined && { expect: structuredClone(q.expect) as Record<string, unknown> }),
+    ...(q.paginate !== undefined && { paginate: normalizePaginate(q.paginate as Raw) }),
+  };
+}
+
+function normalizePaginate(p: Raw): Paginate {
+  const style = p.style as Paginate['style'];
+  const sized = style === 'page' || style === 'offset';
+  return {
+    style,
+    ...(style === 'page' && { start: (p.start as number | undefined) ?? DEFAULT_PAGINATE.start }),
+    ...(sized && { size: (p.size as number | undefined) ?? DEFAULT_PAGINATE.size }),
+    ...pick(p, ['total', 'cursor']),
+    max_pages: (p.max_pages as number | undefined) ?? DEFAULT_PAGINATE.max_pages,
+  };
+}
+
+function normalizeToken(t: Raw): TokenSpec {
+  return {
+    request: normalizeQuery(t.request as Raw),
+    value: t.value as string,
+    ...pick(t, ['expires_in', 'expires_at', 'ttl_seconds']),
   };
 }
 
@@ -87,6 +116,9 @@ function normalizeConnection(c: Raw): Connection {
     connector_type: c.connector_type as 'APIProxy',
     queries: normalizeQueries(c.queries as Raw),
     credentials_location: (c.credentials_location ?? c.credentials_arn) as string,
+    ...(c.tokens !== undefined && {
+      tokens: Object.fromEntries(Object.entries(c.tokens as Raw).map(([name, t]) => [name, normalizeToken(t as Raw)])),
+    }),
   };
 }
 

@@ -6,8 +6,10 @@
 import type { ConfigProblem } from '../errors.js';
 import { isAgentError } from '../errors.js';
 import { parseTemplate } from '../templates.js';
+import { isWithin, parsePointer, pointerProblem } from '../json-pointer.js';
 import { DEFAULT_AGENT_OPTIONS } from './normalize.js';
 import { isObject, pointer } from './problems.js';
+import { PAGINATION_VARIABLES } from './types.js';
 
 const CAPABILITY_QUERIES: Readonly<Record<string, string>> = {
   'privacy/access': 'access',
@@ -72,9 +74,17 @@ function isHttpUrl(template: string): boolean {
 
 const codes = (v: unknown): number[] => (Array.isArray(v) ? v.filter((c): c is number => Number.isInteger(c)) : []);
 
+/**
+ * What a query is for, which decides the fields it may have: `records` queries (access,
+ * identifiers) may read records and pages; `status` queries (test, delete, optout) and `token`
+ * requests may not.
+ */
+type QueryKind = 'records' | 'status' | 'token';
+
 /** Check one APIProxy query at `path`. */
-function checkQuery(q: unknown, path: string, push: Push): void {
+function checkQuery(q: unknown, path: string, push: Push, kind: QueryKind = 'status'): void {
   if (!isObject(q)) return;
+  checkExtensions(q, path, push, kind);
   if (typeof q.url === 'string' && q.url !== '' && checkTemplate(q.url, `${path}/url`, push) && !isHttpUrl(q.url)) {
     push(
       `${path}/url`,
@@ -103,6 +113,165 @@ function checkQuery(q: unknown, path: string, push: Push): void {
         'a status is either a success or retried: remove it from one list',
     );
   }
+}
+
+/** Check a pointer field; returns its tokens when valid. */
+function checkPointer(value: unknown, path: string, push: Push): readonly string[] | undefined {
+  if (typeof value !== 'string') return undefined;
+  const problem = pointerProblem(value);
+  if (problem) {
+    push(path, `${problem} (an RFC 6901 JSON pointer)`);
+    return undefined;
+  }
+  return parsePointer(value);
+}
+
+/** The variables a query's templates use (url, headers, body, GraphQL variables); templates that do not parse are skipped. */
+export function queryVariables(q: Record<string, unknown>): Set<string> {
+  const sources: unknown[] = [q.url, q.body, ...(isObject(q.headers) ? Object.values(q.headers) : [])];
+  if (isObject(q.graphql) && isObject(q.graphql.variables)) sources.push(...Object.values(q.graphql.variables));
+  const out = new Set<string>();
+  for (const source of sources) {
+    if (typeof source !== 'string') continue;
+    try {
+      for (const v of parseTemplate(source).variables) out.add(v);
+    } catch {
+      // reported where the template is checked
+    }
+  }
+  return out;
+}
+
+/** Which template variable each pagination style fills and needs. */
+const PAGE_VARIABLE: Readonly<Record<string, string>> = { page: 'page', offset: 'offset', cursor: 'cursor' };
+
+/** The dsr-agent fields of a query: graphql, records, expect, paginate. */
+function checkExtensions(q: Record<string, unknown>, path: string, push: Push, kind: QueryKind): void {
+  if (q.graphql !== undefined && q.body !== undefined) {
+    push(`${path}/graphql`, 'a query has either body or graphql, not both; remove one');
+  }
+  if (isObject(q.graphql)) {
+    if (typeof q.verb === 'string' && q.verb.toUpperCase() !== 'POST') {
+      push(`${path}/verb`, 'a graphql query is sent as a JSON POST; set verb to "POST"');
+    }
+    if (isObject(q.graphql.variables)) {
+      for (const [name, value] of Object.entries(q.graphql.variables)) {
+        if (typeof value === 'string') checkTemplate(value, `${path}/graphql/variables${pointer(name)}`, push);
+      }
+    }
+  }
+  const notHere = kind === 'token' ? 'a token request' : 'test, delete and optout queries';
+  for (const field of ['records', 'paginate'] as const) {
+    if (q[field] !== undefined && kind !== 'records') {
+      push(`${path}/${field}`, `${field} applies to access and identifiers queries only, not to ${notHere}; remove it`);
+    }
+  }
+  if (kind === 'records' && q.records === undefined) {
+    const needs = [
+      q.graphql !== undefined && 'graphql',
+      q.expect !== undefined && 'expect',
+      isObject(q.paginate) && q.paginate.total !== undefined && 'paginate.total',
+      isObject(q.paginate) && q.paginate.cursor !== undefined && 'paginate.cursor',
+    ].filter(Boolean);
+    if (needs.length) {
+      push(
+        `${path}/records`,
+        `${needs.join(', ')} read${needs.length === 1 ? 's' : ''} members of the response, but without records the body must be a bare JSON array; ` +
+          'add records: the JSON pointer to the records (e.g. "/data/users", or "" for the whole body)',
+      );
+    }
+  }
+  const records = checkPointer(q.records, `${path}/records`, push);
+  const insideRecords = (tokens: readonly string[] | undefined, at: string, what: string) => {
+    if (records && tokens && kind === 'records' && isWithin(tokens, records)) {
+      push(at, `${what} points inside records ("${q.records}"), which is streamed record by record; point it outside the records`);
+    }
+  };
+  if (isObject(q.expect)) {
+    for (const key of Object.keys(q.expect)) {
+      const at = `${path}/expect${pointer(key)}`;
+      insideRecords(checkPointer(key, at, push), at, 'this expect pointer');
+    }
+  }
+  if (isObject(q.paginate)) checkPaginate(q, q.paginate, `${path}/paginate`, push, insideRecords);
+}
+
+function checkPaginate(
+  q: Record<string, unknown>,
+  p: Record<string, unknown>,
+  at: string,
+  push: Push,
+  insideRecords: (tokens: readonly string[] | undefined, at: string, what: string) => void,
+): void {
+  const style = p.style as string;
+  const allowed: Readonly<Record<string, readonly string[]>> = {
+    page: ['start', 'size', 'total'],
+    offset: ['size', 'total'],
+    cursor: ['cursor'],
+    link: [],
+  };
+  if (!(style in allowed)) return; // the schema reports it
+  for (const field of ['start', 'size', 'total', 'cursor']) {
+    if (p[field] !== undefined && !allowed[style]!.includes(field)) {
+      push(`${at}/${field}`, `${field} does not apply to paginate style "${style}"; remove it`);
+    }
+  }
+  if (style === 'cursor' && p.cursor === undefined) {
+    push(`${at}/cursor`, 'paginate style "cursor" needs cursor: the JSON pointer to the next cursor in a response, e.g. "/meta/next"');
+  }
+  for (const field of ['total', 'cursor'] as const) {
+    const tokens = checkPointer(p[field], `${at}/${field}`, push);
+    insideRecords(tokens, `${at}/${field}`, `paginate.${field}`);
+  }
+  const needs = PAGE_VARIABLE[style];
+  if (needs && !queryVariables(q).has(needs)) {
+    push(
+      at,
+      `paginate style "${style}" fills {${needs}}, but no template of this query uses it, so every page would be the same request; ` +
+        `add {${needs}} to the url, a header, the body or a GraphQL variable`,
+    );
+  }
+}
+
+/** Check connection `i`'s tokens: fields, names, and that no token depends on itself. */
+function checkTokens(tokens: Record<string, unknown>, at: string, identifierNames: ReadonlySet<string>, push: Push): void {
+  const names = new Set(Object.keys(tokens));
+  const deps = new Map<string, string[]>();
+  for (const [name, t] of Object.entries(tokens)) {
+    const tAt = `${at}/tokens${pointer(name)}`;
+    if ((PAGINATION_VARIABLES as readonly string[]).includes(name)) {
+      push(tAt, `token name '${name}' is reserved for pagination ({${PAGINATION_VARIABLES.join('}, {')}}); rename the token`);
+    }
+    if (identifierNames.has(name)) {
+      push(tAt, `token name '${name}' is also an identifier name in queries.identifiers, so {${name}} would be ambiguous; rename the token`);
+    }
+    if (!isObject(t)) continue;
+    checkQuery(t.request, `${tAt}/request`, push, 'token');
+    for (const field of ['value', 'expires_in', 'expires_at'] as const) checkPointer(t[field], `${tAt}/${field}`, push);
+    const lifetimes = ['expires_in', 'expires_at', 'ttl_seconds'].filter((f) => t[f] !== undefined);
+    if (lifetimes.length > 1) {
+      push(tAt, `${lifetimes.join(' and ')} are all ways to give the token's lifetime; keep only one`);
+    }
+    if (isObject(t.request)) deps.set(name, [...queryVariables(t.request)].filter((v) => names.has(v)));
+  }
+  // A cycle (a → b → a, or a → a) can never be fetched: report each token on one, once.
+  const reported = new Set<string>();
+  const visit = (name: string, trail: string[]): void => {
+    const start = trail.indexOf(name);
+    if (start >= 0) {
+      const cycle = trail.slice(start);
+      if (!cycle.some((n) => reported.has(n))) {
+        cycle.forEach((n) => reported.add(n));
+        push(
+          `${at}/tokens${pointer(cycle[0]!)}/request`,
+          `tokens depend on each other in a cycle (${[...cycle, cycle[0]].join(' → ')}), so none of them can be fetched; break the cycle`,
+        );
+      }
+      return;
+    }
+    for (const d of deps.get(name) ?? []) visit(d, [...trail, name]);
+  };
+  for (const name of deps.keys()) visit(name, []);
 }
 
 /** Check the queries and capabilities of connection `i`. */
@@ -135,7 +304,8 @@ function checkConnection(c: Record<string, unknown>, i: number, push: Push): voi
   }
   for (const type of QUERY_LISTS) {
     const list = queries[type];
-    if (Array.isArray(list)) list.forEach((q, j) => checkQuery(q, `${at}/queries/${type}/${j}`, push));
+    const kind: QueryKind = type === 'access' ? 'records' : 'status';
+    if (Array.isArray(list)) list.forEach((q, j) => checkQuery(q, `${at}/queries/${type}/${j}`, push, kind));
   }
   if (isObject(queries.identifiers)) {
     for (const [name, list] of Object.entries(queries.identifiers)) {
@@ -143,9 +313,10 @@ function checkConnection(c: Record<string, unknown>, i: number, push: Push): voi
       if (!SNAKE_CASE.test(name)) {
         push(idAt, `identifier name '${name}' is not snake_case; use the DataGrail identifier category in snake_case, e.g. user_id or primary_phone_number`);
       }
-      if (Array.isArray(list)) list.forEach((q, j) => checkQuery(q, `${idAt}/${j}`, push));
+      if (Array.isArray(list)) list.forEach((q, j) => checkQuery(q, `${idAt}/${j}`, push, 'records'));
     }
   }
+  if (isObject(c.tokens)) checkTokens(c.tokens, at, new Set(isObject(queries.identifiers) ? Object.keys(queries.identifiers) : []), push);
 }
 
 /** retry_min_delay_ms must not exceed retry_max_delay_ms (either may be a default). */

@@ -15,7 +15,38 @@ export const CAPABILITY_FOR: Readonly<Record<RequestType, Capability>> = {
   identifiers: 'privacy/identifiers',
 };
 
-/** One HTTP request template (DataGrail's APIProxyQuery). */
+/** A GraphQL request (query field `graphql`, instead of `body`). */
+export interface GraphQLRequest {
+  /** The GraphQL document, literal text (its braces are GraphQL's, not placeholders). */
+  readonly query: string;
+  /** Variable name → template; each rendered value is sent as a JSON string. Default {}. */
+  readonly variables?: Readonly<Record<string, string>>;
+  /** Sent as `operationName` when given. */
+  readonly operation_name?: string;
+}
+
+/** Pagination styles (query field `paginate.style`). */
+export const PAGINATE_STYLES = ['page', 'offset', 'cursor', 'link'] as const;
+export type PaginateStyle = (typeof PAGINATE_STYLES)[number];
+/** Template names the pagers fill; reserved: a secret key or identifier of the same name is refused. */
+export const PAGINATION_VARIABLES = ['page', 'offset', 'page_size', 'cursor'] as const;
+
+/** How an access or identifiers query reads every page (query field `paginate`). */
+export interface Paginate {
+  readonly style: PaginateStyle;
+  /** page: the first page number. Default 1. */
+  readonly start?: number;
+  /** page, offset: records per page, fills {page_size}. Default 100. */
+  readonly size?: number;
+  /** page, offset: pointer to the total number of records; stops once that many are read. */
+  readonly total?: string;
+  /** cursor: pointer to the next cursor in a response. */
+  readonly cursor?: string;
+  /** Most pages read; one more fails the query with PAGINATION_LIMIT. Default 1000. */
+  readonly max_pages: number;
+}
+
+/** One HTTP request template (DataGrail's APIProxyQuery) with dsr-agent's optional fields. */
 export interface APIProxyQuery {
   readonly url: string;
   readonly headers?: Readonly<Record<string, string>>;
@@ -28,6 +59,28 @@ export interface APIProxyQuery {
   readonly valid_response_codes?: readonly number[];
   /** Statuses that are retried with backoff. Default []. */
   readonly fail_retry_response_codes?: readonly number[];
+  /** GraphQL request sent as a JSON POST, instead of `body`. */
+  readonly graphql?: GraphQLRequest;
+  /** Access/identifiers: JSON pointer to the records in the response. Omitted: the body must be a JSON array. */
+  readonly records?: string;
+  /** JSON pointer → value a valid (2xx, non-204) response must hold. */
+  readonly expect?: Readonly<Record<string, unknown>>;
+  /** Access/identifiers: read every page. */
+  readonly paginate?: Paginate;
+}
+
+/** A token fetched before the queries that use it (connection field `tokens`). */
+export interface TokenSpec {
+  /** The login request. */
+  readonly request: APIProxyQuery;
+  /** JSON pointer to the token string in the response body. */
+  readonly value: string;
+  /** JSON pointer to the lifetime in seconds. */
+  readonly expires_in?: string;
+  /** JSON pointer to the expiry as Unix time in seconds. */
+  readonly expires_at?: string;
+  /** A fixed lifetime in seconds. */
+  readonly ttl_seconds?: number;
 }
 
 /** The queries of an APIProxy connection, by query type. */
@@ -51,6 +104,8 @@ export interface Connection {
   readonly queries: APIProxyQueries;
   /** Where the connection's secret lives (an ARN, a parameter name, a JSONFile key). */
   readonly credentials_location: string;
+  /** Token name → how to fetch it; `{name}` fills templates. Default {}. */
+  readonly tokens?: Readonly<Record<string, TokenSpec>>;
 }
 
 /** Credentials manager settings (platform.credentials_manager). */

@@ -1,22 +1,44 @@
-import type { APIProxyQuery, Connection, QueryType } from '../config/types.js';
+import type { APIProxyQuery, Connection, Paginate, QueryType } from '../config/types.js';
 import { parseTemplate, bodyKindFor, type Template, type BodyKind } from '../templates.js';
+import { parsePointer } from '../json-pointer.js';
 
-/** An APIProxyQuery with its templates parsed once (they are validated at config load). */
+/** A parsed JSON pointer with its text (for messages). */
+export interface Pointer {
+  readonly text: string;
+  readonly tokens: readonly string[];
+}
+
+/** A GraphQL request with its variable templates parsed. */
+export interface CompiledGraphQL {
+  readonly document: string;
+  readonly variables: ReadonlyArray<readonly [string, Template]>;
+  readonly operationName?: string;
+}
+
+/** An APIProxyQuery with its templates and pointers parsed once (they are validated at config load). */
 export interface CompiledQuery {
   readonly query: APIProxyQuery;
   readonly method: string;
   readonly url: Template;
   readonly headers: ReadonlyArray<readonly [string, Template]>;
   readonly body?: { readonly template: Template; readonly kind: BodyKind };
+  readonly graphql?: CompiledGraphQL;
   readonly valid: ReadonlySet<number>;
   readonly retryOn: ReadonlySet<number>;
   /** Every variable the query's templates use. */
   readonly variables: ReadonlySet<string>;
   /** The target's origin with placeholders filled by "x": what logs may show (never the path or query). */
   readonly origin: string;
+  /** Where the records are; undefined: the body must be a JSON array (DataGrail's contract). */
+  readonly records?: Pointer;
+  /** Values a valid response must hold. */
+  readonly expect: ReadonlyArray<{ readonly at: Pointer; readonly value: unknown }>;
+  readonly paginate?: Paginate;
 }
 
 const cache = new WeakMap<APIProxyQuery, CompiledQuery>();
+/** A pointer from its (valid) text. */
+export const pointerOf = (text: string): Pointer => ({ text, tokens: parsePointer(text) });
 
 /** Parse a query's templates once; later calls with the same (frozen) query return the same object. */
 export function compileQuery(query: APIProxyQuery): CompiledQuery {
@@ -30,17 +52,34 @@ export function compileQuery(query: APIProxyQuery): CompiledQuery {
     const template = parseTemplate(query.body);
     body = { template, kind: bodyKindFor(template, contentType) };
   }
-  const variables = new Set<string>([...url.variables, ...headers.flatMap(([, t]) => t.variables), ...(body?.template.variables ?? [])]);
+  let graphql: CompiledGraphQL | undefined;
+  if (query.graphql) {
+    graphql = {
+      document: query.graphql.query,
+      variables: Object.entries(query.graphql.variables ?? {}).map(([k, v]) => [k, parseTemplate(v)] as const),
+      ...(query.graphql.operation_name !== undefined && { operationName: query.graphql.operation_name }),
+    };
+  }
+  const variables = new Set<string>([
+    ...url.variables,
+    ...headers.flatMap(([, t]) => t.variables),
+    ...(body?.template.variables ?? []),
+    ...(graphql?.variables.flatMap(([, t]) => t.variables) ?? []),
+  ]);
   const compiled: CompiledQuery = {
     query,
     method: query.verb.toUpperCase(),
     url,
     headers,
     body,
+    graphql,
     valid: new Set(query.valid_response_codes ?? [200]),
     retryOn: new Set(query.fail_retry_response_codes ?? []),
     variables,
     origin: originOf(query.url),
+    records: query.records === undefined ? undefined : pointerOf(query.records),
+    expect: Object.entries(query.expect ?? {}).map(([text, value]) => ({ at: pointerOf(text), value })),
+    paginate: query.paginate,
   };
   cache.set(query, compiled);
   return compiled;

@@ -1,13 +1,15 @@
 import type { Dispatcher } from 'undici';
 import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
-import type { APIProxyQuery, Connection, QueryType } from '../config/types.js';
+import { PAGINATION_VARIABLES, type Connection, type QueryType } from '../config/types.js';
 import type { Secret, SecretsCache } from '../credentials/source.js';
 import type { Logger } from '../logger.js';
 import type { ReportSink } from '../storage/sink.js';
 import { compileQuery, queriesOf } from './compile.js';
-import { renderRequest, type HttpRequest, type RequestStep } from './render.js';
-import { sendWithRetry, type RetryPolicy } from './send.js';
-import { consumeStatusBody, writeAccessReports, collectIdentifiers, type AccessOutput } from './responses.js';
+import type { RequestStep } from './render.js';
+import type { RetryPolicy } from './send.js';
+import { accessConsumer, identifierConsumer, type AccessOutput } from './responses.js';
+import { fetchToken, refreshSecretOf, runQuery, type ConnectionRun } from './query.js';
+import { makeTokenScope, type TokenCache } from './tokens.js';
 
 /** Hooks for metrics; every argument is free of personal data. */
 export interface EngineHooks {
@@ -26,6 +28,8 @@ export interface ConnectionContext {
   readonly maxObjectBytes: number;
   readonly steps: readonly RequestStep[];
   readonly hooks: EngineHooks;
+  /** Shared (connection-scoped) tokens, reused by every job of the engine. */
+  readonly tokens: TokenCache;
 }
 
 /** What one connection produced for one query type. */
@@ -34,31 +38,44 @@ export interface ConnectionOutput {
   identifiers?: Record<string, string[]>;
 }
 
-/**
- * A valid status that carries no data: 204, or a non-2xx the config lists as valid (DataGrail's advice
- * is to add 404 to valid_response_codes when the subject does not exist). Its body is not parsed.
- */
-export function isNoData(status: number): boolean {
-  return status === 204 || status < 200 || status >= 300;
+/** IDENTIFIER_COLLISION when `names` shadow each other: `what` says which kinds collide. */
+function collision(clash: readonly string[], what: string, fix: string): AgentError {
+  const many = clash.length > 1;
+  return new AgentError(
+    ErrorCodes.IDENTIFIER_COLLISION,
+    `${what} ${clash.map((c) => `'${c}'`).join(', ')} collide${many ? '' : 's'} with ${fix}`,
+  );
 }
 
-/** Fetch the connection's secret and check the request's identifiers do not shadow its keys. */
-export async function resolveValues(conn: Connection, identifiers: Readonly<Record<string, string>>, secrets: SecretsCache): Promise<Secret> {
+/**
+ * Fetch the connection's secret and check that the request's identifiers, the connection's token
+ * names and (for paginated queries) the pagination variables do not shadow each other or its keys.
+ */
+export async function resolveValues(conn: Connection, identifiers: Readonly<Record<string, string>>, secrets: SecretsCache, type?: QueryType): Promise<Secret> {
   const secret = await secrets.get(conn.credentials_location);
-  const clash = Object.keys(identifiers).filter((k) => Object.hasOwn(secret, k));
+  const ids = Object.keys(identifiers);
+  const clash = ids.filter((k) => Object.hasOwn(secret, k));
   if (clash.length) {
-    throw new AgentError(
-      ErrorCodes.IDENTIFIER_COLLISION,
-      `identifier name${clash.length > 1 ? 's' : ''} ${clash.map((c) => `'${c}'`).join(', ')} collide${clash.length > 1 ? '' : 's'} with key${clash.length > 1 ? 's' : ''} of the connection's secret; rename the identifier or the secret key`,
-    );
+    throw collision(clash, `identifier name${clash.length > 1 ? 's' : ''}`, `key${clash.length > 1 ? 's' : ''} of the connection's secret; rename the identifier or the secret key`);
+  }
+  const tokens = Object.keys(conn.tokens ?? {});
+  const tokenClash = tokens.filter((t) => Object.hasOwn(secret, t) || Object.hasOwn(identifiers, t));
+  if (tokenClash.length) {
+    throw collision(tokenClash, `token name${tokenClash.length > 1 ? 's' : ''}`, "a key of the connection's secret or an identifier of the request; rename the token");
+  }
+  if (type && queriesOf(conn, type).some(({ query }) => query.paginate)) {
+    const paged = PAGINATION_VARIABLES.filter((v) => Object.hasOwn(secret, v) || Object.hasOwn(identifiers, v));
+    if (paged.length) {
+      throw collision(paged, `pagination variable${paged.length > 1 ? 's' : ''}`, "a key of the connection's secret or an identifier of the request, which would fill the same placeholder; rename the key or identifier");
+    }
   }
   return secret;
 }
 
 /**
  * Run every query of one type for one connection, in order, within one cumulative deadline
- * (job_timeout_seconds, retries included). On expiry the in-flight request is aborted and the
- * connection fails with JOB_TIMEOUT.
+ * (job_timeout_seconds: every page, login and retry included). On expiry the in-flight request is
+ * aborted and the connection fails with JOB_TIMEOUT.
  */
 export async function runConnectionQueries(
   conn: Connection,
@@ -76,49 +93,22 @@ export async function runConnectionQueries(
   timer.unref();
   const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
   try {
-    let secret = await resolveValues(conn, identifiers, ctx.secrets);
-    const run = async (query: APIProxyQuery, label: string, handle: (res: Dispatcher.ResponseData) => Promise<void>) => {
-      const started = performance.now();
-      const q = compileQuery(query);
-      // Bindings passed per line rather than a child logger per query: child() runs redaction setup,
-      // which showed in the engine's profile.
-      const where = { query: label, method: q.method, origin: q.origin };
-      let refreshed = false;
-      for (;;) {
-        let req: HttpRequest = renderRequest(q, { identifiers, secrets: secret });
-        for (const step of ctx.steps) req = await step(req, signal);
-        try {
-          const res = await sendWithRetry(req, {
-            dispatcher: query.verify_ssl === 'false' ? ctx.dispatchers.insecure() : ctx.dispatchers.verified,
-            valid: q.valid,
-            retryOn: q.retryOn,
-            policy: ctx.retry,
-            signal,
-            onRetry: (f) => {
-              log.warn({ ...where, attempt: f.attempt, reason: f.reason, delayMs: Math.round(f.delayMs) }, 'retrying query');
-              ctx.hooks.retried?.({ connection: conn.name, type, status: f.status });
-            },
-          });
-          await handle(res);
-          const durationMs = performance.now() - started;
-          if (log.isLevelEnabled('info')) log.info({ ...where, status: res.statusCode, ms: Math.round(durationMs) }, 'query succeeded');
-          ctx.hooks.querySettled?.({ connection: conn.name, type, durationMs, outcome: 'ok', status: res.statusCode });
-          return;
-        } catch (err) {
-          const e = signal.aborted ? (signal.reason ?? err) : err;
-          // A 401/403 may mean the secret was rotated: refresh it once and try again.
-          if (!refreshed && isAgentError(e, ErrorCodes.HTTP_STATUS) && (e.status === 401 || e.status === 403)) {
-            refreshed = true;
-            ctx.secrets.invalidate(conn.credentials_location);
-            secret = await resolveValues(conn, identifiers, ctx.secrets);
-            log.warn({ ...where, status: e.status }, 'target refused the credentials; refreshed the secret and retrying once');
-            continue;
-          }
-          ctx.hooks.querySettled?.({ connection: conn.name, type, durationMs: performance.now() - started, outcome: 'error', status: (e as AgentError).status });
-          if (isAgentError(e, ErrorCodes.JOB_TIMEOUT)) ctx.hooks.timedOut?.({ connection: conn.name, type });
-          throw e;
-        }
-      }
+    const run: ConnectionRun = {
+      conn,
+      type,
+      identifiers,
+      secret: await resolveValues(conn, identifiers, ctx.secrets, type),
+      refreshSecret: () => refreshSecretOf(run, ctx.secrets).then(() => resolveValues(conn, identifiers, ctx.secrets, type)),
+      tokens: makeTokenScope({
+        conn,
+        cache: ctx.tokens,
+        secret: () => run.secret,
+        identifiers,
+        fetch: (name, spec, deps, s) => fetchToken(run, name, spec, deps, s),
+      }),
+      ctx,
+      signal,
+      log,
     };
 
     const out: ConnectionOutput = {};
@@ -131,16 +121,9 @@ export async function runConnectionQueries(
       out.reports = access.reports;
     }
     for (const { label, query, identifier } of queriesOf(conn, type)) {
-      await run(query, label, async (res) => {
-        if ((!access && identifier === undefined) || isNoData(res.statusCode)) return consumeStatusBody(res.body, log);
-        if (access) {
-          const n = await writeAccessReports(res.body, access, ctx.maxObjectBytes, log);
-          log.debug({ objects: n }, 'access objects written');
-        } else {
-          const n = await collectIdentifiers(res.body, identifier!, found.get(identifier!)!, ctx.maxObjectBytes, log);
-          log.debug({ found: n }, 'identifier values found');
-        }
-      });
+      const consume = access ? accessConsumer(access) : identifier !== undefined ? identifierConsumer(identifier, found.get(identifier)!) : undefined;
+      const n = await runQuery(run, compileQuery(query), label, consume);
+      if (consume) log.debug({ query: label, records: n }, 'records read');
     }
     if (type === 'identifiers') out.identifiers = Object.fromEntries([...found].map(([n, v]) => [n, [...v]]));
     return out;

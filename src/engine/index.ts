@@ -9,6 +9,8 @@ import { runConnectionQueries, resolveValues, type ConnectionContext, type Engin
 import { runJob, assertIdentifiers, type JobRequest, type JobResult, type RunJobOptions } from './job.js';
 import { renderMasked, type HttpRequest, type RequestStep } from './render.js';
 import { DEFAULT_RETRY } from './send.js';
+import { firstPageVariables } from './paginate.js';
+import { makeTokenCache, tokenOrder, tokensUsed } from './tokens.js';
 import { findConnection, selectConnections } from './select.js';
 
 export type { JobRequest, JobResult, ConnectionResult, JobProgress } from './job.js';
@@ -85,6 +87,7 @@ export function makeEngine(deps: EngineDeps): Engine {
     maxObjectBytes: opts?.max_object_bytes ?? 64 * 1024 * 1024,
     steps: deps.steps ?? [],
     hooks: deps.hooks ?? {},
+    tokens: makeTokenCache(),
   };
   const concurrency = opts?.connection_concurrency ?? 8;
 
@@ -124,17 +127,31 @@ export function makeEngine(deps: EngineDeps): Engine {
         }
         let secret;
         try {
-          secret = await resolveValues(c, req.identifiers, deps.secrets);
+          secret = await resolveValues(c, req.identifiers, deps.secrets, req.type);
         } catch (err) {
           out.push({ ...base, query: '-', error: asAgentError(err).toJSON() });
           continue;
         }
-        for (const { label, query: q } of queriesOf(c, req.type)) {
+        // The same composition as a run, sending nothing: each login before the first query that
+        // needs it, tokens shown as <token name>, pages at their first variables.
+        const names = new Set(Object.keys(c.tokens ?? {}));
+        const planned = new Set<string>();
+        const show = (label: string, q: ReturnType<typeof compileQuery>, vars: Record<string, string>) => {
           try {
-            out.push({ ...base, query: label, request: renderMasked(compileQuery(q), { identifiers: req.identifiers, secrets: secret }) });
+            const values = { identifiers: { ...req.identifiers, ...vars }, secrets: secret };
+            out.push({ ...base, query: label, request: renderMasked(q, values, tokensUsed(q.variables, names)) });
           } catch (err) {
             out.push({ ...base, query: label, error: asAgentError(err).toJSON() });
           }
+        };
+        for (const { label, query } of queriesOf(c, req.type)) {
+          const q = compileQuery(query);
+          for (const name of tokenOrder(c, tokensUsed(q.variables, names))) {
+            if (planned.has(name)) continue;
+            planned.add(name);
+            show(`tokens.${name}`, compileQuery(c.tokens![name]!.request), {});
+          }
+          show(label, q, firstPageVariables(query.paginate));
         }
       }
       return out;

@@ -1,0 +1,159 @@
+/**
+ * Reading one response, once, as a stream: records (to a consumer), the values the pager, the
+ * token and `expect` need, and GraphQL's `errors`; then the body checks. What a target says only
+ * reaches an error or a log line masked.
+ */
+import type { Dispatcher } from 'undici';
+import { AgentError, ErrorCodes } from '../errors.js';
+import { ABSENT } from '../json-pointer.js';
+import type { Logger } from '../logger.js';
+import { readJsonBody } from '../reports/json-body.js';
+import { splitJsonArray } from '../reports/json-array.js';
+import type { CompiledQuery, Pointer } from './compile.js';
+import type { Mask } from './mask.js';
+
+type Body = Dispatcher.ResponseData['body'];
+
+/** Receives each record of an access or identifiers response; awaited (a slow sink slows reading). */
+export type RecordConsumer = (record: Record<string, unknown>) => void | Promise<void>;
+
+/** How to read one response. */
+export interface ReadOptions {
+  /** Where records go; undefined for test, delete, optout queries and token requests. */
+  readonly consume?: RecordConsumer;
+  /** Pointers read for the caller (pager, token), before the query's own. */
+  readonly captures: readonly Pointer[];
+  /** What the body is, for messages: "access response". */
+  readonly label: string;
+  readonly maxObjectBytes: number;
+  readonly log: Logger;
+  /** Masks the request's identifier, secret and token values in anything the target said. */
+  readonly mask: () => Mask;
+}
+
+/** What a response held. */
+export interface ResponseRead {
+  readonly records: number;
+  readonly noData: boolean;
+  /** The values at `captures` (ABSENT when not there). */
+  readonly values: readonly unknown[];
+}
+
+const ERRORS: Pointer = { text: '/errors', tokens: ['errors'] };
+
+/**
+ * A valid status that carries no data: 204, or a non-2xx the config lists as valid (DataGrail's advice
+ * is to add 404 to valid_response_codes when the subject does not exist). Its body is not parsed.
+ */
+export function isNoData(status: number): boolean {
+  return status === 204 || status < 200 || status >= 300;
+}
+
+/** Read at most `limit` bytes of a body as text (for DEBUG logs), discarding the rest. */
+export async function readPreview(body: Body, limit = 2048): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (size < limit) chunks.push(chunk.subarray(0, limit - size));
+    size += chunk.length;
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A body nobody reads: logged (masked) at DEBUG, else discarded. */
+async function discard(body: Body, o: ReadOptions): Promise<void> {
+  if (o.log.isLevelEnabled('debug')) o.log.debug({ body: o.mask()(await readPreview(body)) }, 'response body (first 2 KiB)');
+  else await body.dump();
+}
+
+/**
+ * Read a response with a valid status: records to `consume`, captured values, then the checks
+ * (GraphQL errors, then `expect`). A no-data status is not parsed. On a malformed body the masked
+ * preview is logged at DEBUG and the socket released.
+ */
+export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuery, o: ReadOptions): Promise<ResponseRead> {
+  const { body } = res;
+  if (isNoData(res.statusCode)) {
+    await discard(body, o);
+    return { records: 0, noData: true, values: o.captures.map(() => ABSENT) };
+  }
+  const own = [...q.expect.map((e) => e.at), ...(q.graphql ? [ERRORS] : [])];
+  const captures = [...o.captures, ...own];
+  let records = 0;
+  let values: unknown[] = [];
+  try {
+    if (o.consume && !q.records) {
+      // DataGrail's contract: the body is a bare array (no pointers to read: the config refuses them without records).
+      for await (const obj of splitJsonArray(body as AsyncIterable<Uint8Array>, { maxObjectBytes: o.maxObjectBytes, label: o.label })) {
+        await o.consume(obj);
+        records++;
+      }
+    } else if (o.consume || captures.length > 0) {
+      const result = await readJsonBody(
+        body as AsyncIterable<Uint8Array>,
+        {
+          records: o.consume ? q.records!.tokens : undefined,
+          recordsText: q.records?.text,
+          capture: captures.map((c) => c.tokens),
+          maxObjectBytes: o.maxObjectBytes,
+          label: o.label,
+        },
+        o.consume ?? (() => undefined),
+      );
+      records = result.count;
+      values = result.values;
+    } else {
+      await discard(body, o);
+    }
+  } catch (err) {
+    const preview = (err as { bodyPreview?: string } | undefined)?.bodyPreview;
+    if (preview !== undefined) o.log.debug({ body: o.mask()(preview) }, 'malformed response body (first 2 KiB)');
+    body.destroy();
+    throw err;
+  }
+  const mine = values.slice(o.captures.length);
+  if (q.graphql) assertNoGraphQLErrors(mine[mine.length - 1], o.mask());
+  q.expect.forEach((e, i) => {
+    if (!jsonEqual(mine[i], e.value)) {
+      if (o.log.isLevelEnabled('debug')) {
+        const actual = mine[i] === ABSENT ? '(absent)' : o.mask()(JSON.stringify(mine[i]) ?? 'undefined').slice(0, 512);
+        o.log.debug({ pointer: e.at.text, actual }, 'unexpected value in response');
+      }
+      throw new AgentError(
+        ErrorCodes.RESPONSE_UNEXPECTED,
+        `the response does not hold ${JSON.stringify(e.value)} at "${e.at.text}" (expect)${mine[i] === ABSENT ? ': nothing is there' : ''}; ` +
+          'the target did not confirm the request (LOGLEVEL=DEBUG logs the value found)',
+      );
+    }
+  });
+  return { records, noData: false, values: values.slice(0, o.captures.length) };
+}
+
+/** GRAPHQL_ERRORS when `errors` is a non-empty array: each message and path, masked. */
+function assertNoGraphQLErrors(errors: unknown, mask: Mask): void {
+  if (!Array.isArray(errors) || errors.length === 0) return;
+  const shown = errors.slice(0, 5).map((e) => {
+    const message = typeof e?.message === 'string' ? e.message.slice(0, 300) : 'no message';
+    const path = Array.isArray(e?.path) ? ` at ${e.path.map(String).join('.')}` : '';
+    return mask(`"${message}"${path}`);
+  });
+  const more = errors.length > 5 ? `; and ${errors.length - 5} more` : '';
+  throw new AgentError(
+    ErrorCodes.GRAPHQL_ERRORS,
+    `the GraphQL response has ${errors.length} error${errors.length === 1 ? '' : 's'}: ${shown.join('; ')}${more}`,
+  );
+}
+
+/** JSON equality: same type and value, objects compared member by member whatever their order. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => jsonEqual(x, bb[i]));
+  }
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k) => Object.hasOwn(b, k) && jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
