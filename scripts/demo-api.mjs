@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// A small demo API for config/example.json: a "User Service" shaped like the DataGrail seed's example
-// and an "Orders Service". Listens on 127.0.0.1:$DEMO_API_PORT (default 8765).
+// A small demo API for config/example.json: a "User Service" shaped like the DataGrail seed's example,
+// an "Orders Service", and a "Support Desk" behind an OAuth2 client-credentials login that wraps and
+// pages its answers. Listens on 127.0.0.1:$DEMO_API_PORT (default 8765).
 import http from 'node:http';
+import { randomBytes } from 'node:crypto';
 
 const USER_AUTH = 'Basic ' + Buffer.from('demo:demo-password').toString('base64');
 const ORDERS_KEY = 'demo-orders-key';
@@ -17,6 +19,16 @@ const PEOPLE = {
     ],
   },
 };
+
+const SUPPORT_CLIENT = { id: 'dsr-agent-demo', secret: 'demo-support-secret' };
+const TICKETS = {
+  'peter@initech.com': [
+    { id: 'T-1', subject: 'Stapler missing', opened_at: '2026-09-02T10:00:00Z' },
+    { id: 'T-2', subject: 'TPS report cover sheets', opened_at: '2026-09-15T16:20:00Z' },
+    { id: 'T-3', subject: 'Moved to basement', opened_at: '2026-10-03T08:05:00Z' },
+  ],
+};
+const supportTokens = new Set();
 
 let ordersCalls = 0;
 const send = (res, status, body) => {
@@ -52,6 +64,28 @@ export function startDemoApi(port = Number(process.env.DEMO_API_PORT ?? 8765)) {
           return send(res, 200, PEOPLE[url.searchParams.get('customer_email')]?.orders ?? []);
         }
         if (url.pathname === '/orders/erase') return send(res, 202, {});
+      }
+      if (url.pathname.startsWith('/support')) {
+        if (url.pathname === '/support/oauth/token' && req.method === 'POST') {
+          const form = new URLSearchParams(raw);
+          if (form.get('grant_type') !== 'client_credentials' || form.get('client_id') !== SUPPORT_CLIENT.id || form.get('client_secret') !== SUPPORT_CLIENT.secret) {
+            return send(res, 401, { error: 'invalid_client' });
+          }
+          const token = randomBytes(16).toString('hex');
+          supportTokens.add(token);
+          console.error('  (demo API: Support Desk issued an access token, expires_in 3600)');
+          return send(res, 200, { access_token: token, token_type: 'Bearer', expires_in: 3600 });
+        }
+        if (!supportTokens.has((req.headers.authorization ?? '').replace(/^Bearer /, ''))) return send(res, 401, { error: 'invalid_token' });
+        if (url.pathname === '/support/health') return send(res, 200, { ok: true });
+        if (url.pathname === '/support/tickets') {
+          const all = TICKETS[url.searchParams.get('requester')] ?? [];
+          const page = Number(url.searchParams.get('page'));
+          const size = Number(url.searchParams.get('per_page'));
+          console.error(`  (demo API: Support Desk tickets page ${page})`);
+          return send(res, 200, { data: all.slice((page - 1) * size, page * size), meta: { page, total: all.length } });
+        }
+        if (url.pathname === '/support/requesters/erase') return send(res, 200, { status: 'erased' });
       }
       send(res, 404, { error: 'not found' });
     });

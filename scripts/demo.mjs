@@ -43,6 +43,9 @@ try {
     }
   }
 
+  step('a token flow: what an access request would send to the Support Desk (dry run: login first, token masked)');
+  failed ||= (await run(['run', 'access', '--identifier', 'email=peter@initech.com', '--connection', 'Support Desk', '--dry-run'])) !== 0;
+
   step('what a delete would send (dry run, secrets masked)');
   failed ||= (await run(['run', 'delete', '--identifier', 'email=peter@initech.com', '--dry-run'])) !== 0;
 

@@ -31,7 +31,7 @@ const DONE = 4;
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /** What a JSON value starting with byte `c` is, for messages ("an object", "a number", …). */
-function describeStart(c: number): string {
+export function describeStart(c: number): string {
   if (c === LBRACE) return 'an object';
   if (c === LBRACKET) return 'an array';
   if (c === QUOTE) return 'a string';
@@ -41,10 +41,20 @@ function describeStart(c: number): string {
   return 'invalid JSON';
 }
 
+/** A byte cap for messages: "64 MiB", or "0.00 MiB (100 bytes)" when not whole mebibytes. */
+export function describeCap(bytes: number): string {
+  const mib = bytes / MiB;
+  return Number.isInteger(mib) ? `${mib} MiB` : `${mib.toFixed(2)} MiB (${bytes} bytes)`;
+}
+
 /**
  * The state of one split. Per chunk: `record` it, set `base`, then call `scan` until it returns -1,
  * taking each completed element with `take`; at the end of the body call `end`. The hot loops keep
  * their state in locals and write it back when the chunk runs out.
+ *
+ * Embedded use (an array inside a larger document): after the caller consumed the `[`, `open`
+ * starts the scanner there; `scan` then returns -1 with `closedAt` set just past the closing `]`,
+ * and the caller resumes its own scanning from there. `record` keeps feeding the preview throughout.
  */
 export class ArrayScanner {
   /** Absolute offset of the current chunk's first byte. */
@@ -54,6 +64,11 @@ export class ArrayScanner {
   private index = 0;
   private allowClose = false;
   private bomSeen = 0;
+  private embedded = false;
+  /** In messages after "element N" (embedded use), e.g. ` at records pointer "/response"`. */
+  private where = '';
+  /** Embedded use: position in the last scanned chunk just past the closing `]`, else -1. */
+  closedAt = -1;
   // Current element.
   private depth = 0;
   private inString = false;
@@ -83,8 +98,22 @@ export class ArrayScanner {
     this.previewSize += piece.length;
   }
 
-  /** A RESPONSE_MALFORMED error carrying the non-enumerable `bodyPreview`. */
-  private malformed(message: string): AgentError {
+  /** Start inside an array whose `[` the caller consumed; `where` follows "element N" in messages. */
+  open(where = ''): void {
+    this.embedded = true;
+    this.where = where;
+    this.phase = VALUE;
+    this.allowClose = true;
+    this.index = 0;
+    this.closedAt = -1;
+  }
+
+  private element(): string {
+    return `element ${this.index}${this.where}`;
+  }
+
+  /** A RESPONSE_MALFORMED error carrying the non-enumerable `bodyPreview` (the body's first 2 KiB). */
+  malformed(message: string): AgentError {
     const err = new AgentError(ErrorCodes.RESPONSE_MALFORMED, `${message}. Set LOGLEVEL=DEBUG to log the first 2 KiB of the body.`);
     Object.defineProperty(err, 'bodyPreview', {
       value: Buffer.concat(this.preview, this.previewSize).toString('utf8'),
@@ -94,16 +123,15 @@ export class ArrayScanner {
     return err;
   }
 
-  private invalid(what: string): AgentError {
+  /** RESPONSE_MALFORMED: "<label> is not valid JSON: <what>", with the preview. */
+  invalid(what: string): AgentError {
     return this.malformed(`${this.label} is not valid JSON: ${what}`);
   }
 
   private tooLarge(): AgentError {
-    const mib = this.maxBytes / MiB;
-    const cap = Number.isInteger(mib) ? `${mib} MiB` : `${mib.toFixed(2)} MiB (${this.maxBytes} bytes)`;
     return new AgentError(
       ErrorCodes.RESPONSE_OBJECT_TOO_LARGE,
-      `${this.label} element ${this.index} is larger than the ${cap} cap on one object; ` +
+      `${this.label} ${this.element()} is larger than the ${describeCap(this.maxBytes)} cap on one object; ` +
         'set agent.max_object_bytes higher to accept it',
     );
   }
@@ -148,6 +176,7 @@ export class ArrayScanner {
           if (c === RBRACKET && this.allowClose) {
             this.phase = DONE;
             i++;
+            if (this.embedded) return this.close(i);
           } else if (c === COMMA || c === RBRACKET) {
             throw this.invalid(`a value is missing at byte ${this.base + i}`);
           } else {
@@ -160,8 +189,9 @@ export class ArrayScanner {
             this.allowClose = false;
           } else if (c === RBRACKET) {
             this.phase = DONE;
+            if (this.embedded) return this.close(i + 1);
           } else {
-            throw this.invalid(`"," or "]" expected after element ${this.index}, at byte ${this.base + i}`);
+            throw this.invalid(`"," or "]" expected after ${this.element()}, at byte ${this.base + i}`);
           }
           i++;
           break;
@@ -172,12 +202,17 @@ export class ArrayScanner {
     return -1;
   }
 
+  private close(end: number): number {
+    this.closedAt = end;
+    return -1;
+  }
+
   private begin(buf: Buffer, i: number, c: number): void {
     this.index++;
     if (this.objectsOnly && c !== LBRACE) {
       const got = describeStart(c);
-      if (got === 'invalid JSON') throw this.invalid(`element ${this.index} is not a JSON value (byte ${this.base + i})`);
-      throw this.malformed(`${this.label} must be a JSON array of objects; element ${this.index} is ${got}`);
+      if (got === 'invalid JSON') throw this.invalid(`${this.element()} is not a JSON value (byte ${this.base + i})`);
+      throw this.malformed(`${this.label}${this.where} must be a JSON array of objects; element ${this.index} is ${got}`);
     }
     this.phase = ELEMENT;
     this.start = i;
@@ -307,9 +342,9 @@ export class ArrayScanner {
    */
   private parseError(text: string, v8Message: string): AgentError {
     const m = /^([^"]*) in JSON at position (\d+)/.exec(v8Message);
-    if (!m || m[1]!.includes('token')) return this.invalid(`element ${this.index} (starting at byte ${this.elementOffset}) does not parse`);
+    if (!m || m[1]!.includes('token')) return this.invalid(`${this.element()} (starting at byte ${this.elementOffset}) does not parse`);
     const at = this.elementOffset + Buffer.byteLength(text.slice(0, Number(m[2])));
-    return this.invalid(`element ${this.index} does not parse: ${m[1]} at byte ${at}`);
+    return this.invalid(`${this.element()} does not parse: ${m[1]} at byte ${at}`);
   }
 
   /** Throw unless the body was a complete array. */
