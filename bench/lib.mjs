@@ -1,10 +1,11 @@
 // Shared helpers for the benchmark scripts: argument parsing, child processes, percentiles, and
 // building the agent's engine from the compiled modules in ../dist.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { getHeapSpaceStatistics } from 'node:v8';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
 /** The compiled agent; DSR_BENCH_DIST points the bench at another build (for before/after experiments). */
@@ -104,24 +105,34 @@ export async function startTarget() {
   return { url: `http://127.0.0.1:${port}`, stop: () => t.stop(), pid: t.child.pid };
 }
 
-/** An access connection with the given query URLs (templates), using secret key `api_key`. */
-export function accessConnection(i, urls, base) {
+/**
+ * An access connection with the given access queries, using secret key `api_key`. Each query is a
+ * URL (template), or `{ url, headers, ...fields }` whose headers are added to the defaults and whose
+ * other fields (records, expect, paginate, ...) are set on the query. `tokens` sets the connection's
+ * `tokens` (see loginToken).
+ */
+export function accessConnection(i, urls, base, { tokens } = {}) {
   return {
     name: `bench-${String(i).padStart(2, '0')}`,
     uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
     capabilities: ['privacy/access', 'privacy/delete'],
     mode: 'live',
     connector_type: 'APIProxy',
+    ...(tokens ? { tokens } : {}),
     queries: {
       test: [{ url: `${base}/small`, verb: 'GET', verify_ssl: 'true', valid_response_codes: [200] }],
-      access: urls.map((url) => ({
-        url,
-        headers: { Authorization: 'Bearer {api_key}', 'Content-Type': 'application/json' },
-        verb: 'GET',
-        verify_ssl: 'true',
-        valid_response_codes: [200],
-        fail_retry_response_codes: [503],
-      })),
+      access: urls.map((q) => {
+        const { url, headers, ...fields } = typeof q === 'string' ? { url: q } : q;
+        return {
+          url,
+          headers: { Authorization: 'Bearer {api_key}', 'Content-Type': 'application/json', ...headers },
+          verb: 'GET',
+          verify_ssl: 'true',
+          valid_response_codes: [200],
+          fail_retry_response_codes: [503],
+          ...fields,
+        };
+      }),
       delete: [
         {
           url: `${base}/delay/5`,
@@ -134,6 +145,27 @@ export function accessConnection(i, urls, base) {
       ],
     },
     credentials_location: 'bench-target',
+  };
+}
+
+/**
+ * A connection token (connection field `tokens`) that logs in with `POST url` (the secret's
+ * `api_key` in a JSON body) and reads `{"access_token": "...", "expires_in": 3600}`, as the
+ * target's `/login` answers. It needs no identifier, so the engine shares it across jobs.
+ */
+export function loginToken(url, { value = '/access_token', expires_in = '/expires_in' } = {}) {
+  return {
+    request: {
+      url,
+      verb: 'POST',
+      verify_ssl: 'true',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{{"api_key": "{api_key}"}}',
+      valid_response_codes: [200],
+      fail_retry_response_codes: [503],
+    },
+    value,
+    expires_in,
   };
 }
 
@@ -203,6 +235,51 @@ export function makeCountingSink() {
   };
   return sink;
 }
+
+/**
+ * The node flags the container starts the agent with (between "node" and "dist/cli.js" in the
+ * Dockerfile's ENTRYPOINT), so a bench measures the agent process as it runs in production.
+ */
+export function productionNodeFlags() {
+  try {
+    const line = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT'));
+    const argv = JSON.parse(line.slice('ENTRYPOINT'.length));
+    return argv.slice(1, argv.indexOf('dist/cli.js')).filter((a) => a.startsWith('--'));
+  } catch {
+    return [];
+  }
+}
+
+/** The agent's node flags for a case: `--agent-node-flags="..."` when given, else the Dockerfile's. */
+export function agentNodeFlags(args) {
+  return typeof args['agent-node-flags'] === 'string' ? args['agent-node-flags'].split(' ').filter(Boolean) : productionNodeFlags();
+}
+
+/**
+ * Where an agent process's memory is: process.memoryUsage() and V8's space sizes, sampled every
+ * 20 ms; `stop()` returns the snapshot taken when RSS was highest (in MiB), which says which part grew.
+ */
+export function startMemorySampler(everyMs = 20) {
+  const SPACES = ['new_space', 'old_space', 'large_object_space', 'new_large_object_space', 'code_space'];
+  let peak = { rss: 0 };
+  const sample = () => {
+    const m = process.memoryUsage();
+    if (m.rss < peak.rss) return;
+    for (const s of getHeapSpaceStatistics()) if (SPACES.includes(s.space_name)) m[s.space_name] = s.space_size;
+    peak = m;
+  };
+  const timer = setInterval(sample, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, Number((v / MiB).toFixed(1))]));
+    },
+  };
+}
+
+/** The peak resident set of this process over its whole life, in MiB (maxRSS is in KiB). */
+export const peakRssMiB = () => Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
 
 /** Print the result object as the one JSON line a case's parent reads. */
 export function emit(result) {

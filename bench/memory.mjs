@@ -1,27 +1,14 @@
 // Case 3, memory: the agent (its own process) runs one access job against a target (another
 // process) that streams a 100 MiB, then a 1 GiB, JSON array of 64 KiB–1 MiB objects. Reports each
 // agent process's peak RSS. Prints one JSON line.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH, MiB, ROOT, emit, parseArgs, runChildJson, startTarget } from './lib.mjs';
+import { BENCH, MiB, agentNodeFlags, emit, parseArgs, runChildJson, startTarget } from './lib.mjs';
 
 const args = parseArgs();
 
-/**
- * The node flags the container starts the agent with (between "node" and "dist/cli.js" in the
- * Dockerfile's ENTRYPOINT), so the bench measures the process as it runs in production.
- * --agent-node-flags="--max-semi-space-size=16 ..." overrides them (to try a setting).
- */
-function productionNodeFlags() {
-  try {
-    const line = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT'));
-    const argv = JSON.parse(line.slice('ENTRYPOINT'.length));
-    return argv.slice(1, argv.indexOf('dist/cli.js')).filter((a) => a.startsWith('--'));
-  } catch {
-    return [];
-  }
-}
-const flags = typeof args['agent-node-flags'] === 'string' ? args['agent-node-flags'].split(' ').filter(Boolean) : productionNodeFlags();
+// The agent runs with the Dockerfile's ENTRYPOINT node flags; --agent-node-flags="--max-semi-space-size=16 ..."
+// overrides them (to try a setting).
+const flags = agentNodeFlags(args);
 // --quick streams 32 MiB and 100 MiB instead of 100 MiB and 1 GiB; --sizes 100,1024,2048 to try others.
 const sizes = String(args.sizes ?? (args.quick ? '32,100' : '100,1024')).split(',').map(Number);
 const target = await startTarget();

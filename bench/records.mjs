@@ -89,3 +89,18 @@ export function makeLargeObject(rnd, i, bytes) {
   }
   return { id: i, kind: 'activity_log', subject: { email: `subject.${i}@initech.example` }, events };
 }
+
+/**
+ * A record of about `bytes` bytes of JSON (UTF-8): makeRecord trimmed (orders, then order items)
+ * while it is larger, then padded with words in `preferences.notes` until it is at least that large.
+ * Records of makeRecord vary from 0.7 to 1.8 KB; this gives the envelope case its ~1 KiB records.
+ */
+export function makeSizedRecord(rnd, i, bytes) {
+  const r = makeRecord(rnd, i);
+  const size = () => Buffer.byteLength(JSON.stringify(r));
+  while (size() > bytes && r.orders.length > 1) r.orders.pop();
+  while (size() > bytes && r.orders[0].items.length > 1) r.orders[0].items.pop();
+  if (size() > bytes) r.orders[0].gift_message = null;
+  while (size() < bytes) r.preferences.notes += ` ${pick(rnd, WORDS)}`;
+  return r;
+}

@@ -1,15 +1,15 @@
 #!/usr/bin/env node
-// `npm run bench [-- --quick] [-- --only engine,flatten,memory,service]`: run each case in its own
+// `npm run bench [-- --quick] [-- --only engine,flatten,memory,service,envelope]`: run each case in its own
 // process (clean heap, no JIT or GC state carried between cases), print a table, and write
 // bench/results/latest.json. docs/PERFORMANCE.md explains the cases and the figures.
-// For experiments: --out FILE writes elsewhere; --agent-node-flags="..." goes to the memory case;
+// For experiments: --out FILE writes elsewhere; --agent-node-flags="..." goes to the memory and envelope cases;
 // DSR_BENCH_DIST=/path/to/other/dist measures another build.
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BENCH, parseArgs, runChildJson } from './lib.mjs';
 
-const CASES = ['engine', 'flatten', 'memory', 'service'];
+const CASES = ['engine', 'flatten', 'memory', 'service', 'envelope'];
 const args = parseArgs();
 const only = args.only ? String(args.only).split(',') : CASES;
 for (const c of only) {
@@ -20,7 +20,8 @@ for (const c of only) {
 }
 const quick = Boolean(args.quick);
 const caseArgs = quick ? ['--quick'] : [];
-const extraArgs = { memory: typeof args['agent-node-flags'] === 'string' ? [`--agent-node-flags=${args['agent-node-flags']}`] : [] };
+const agentFlags = typeof args['agent-node-flags'] === 'string' ? [`--agent-node-flags=${args['agent-node-flags']}`] : [];
+const extraArgs = { memory: agentFlags, envelope: agentFlags };
 // flatten holds a 200 MB body, its text and its parse at once: give it room whatever the machine's default.
 const nodeArgs = { flatten: ['--expose-gc', '--max-old-space-size=4096'] };
 
@@ -46,6 +47,7 @@ const REQUIRED = {
   flatten: ['mb_per_s', 'ratio_to_json_parse'],
   memory: ['peak_rss_mib_100mib', 'peak_rss_mib_1gib'],
   service: ['embedded_jobs_per_s', 'accept_p99_ms', 'redis_1_jobs_per_s', 'redis_2_jobs_per_s', 'redis_scaling'],
+  envelope: ['envelope_mb_per_s', 'bare_mb_per_s', 'throughput_ratio', 'envelope_peak_rss_mib', 'bare_peak_rss_mib', 'pages', 'records', 'logins'],
 };
 const meta = {
   date: new Date().toISOString(),
@@ -122,6 +124,16 @@ if (s) {
     row('service', 'redis jobs/s, 2 processes', s.redis_2_jobs_per_s);
     row('service', 'redis scaling 2/1', s.redis_scaling);
   }
+}
+const env = results.envelope;
+if (env) {
+  const size = env.mib % 1024 === 0 ? `${env.mib / 1024} GiB` : `${env.mib} MiB`;
+  row('envelope', `bare array MB/s (${size}, ${env.records} records)`, env.bare_mb_per_s);
+  row('envelope', `enveloped MB/s (${env.pages} pages of ${env.page_size}, ${env.logins} login)`, env.envelope_mb_per_s);
+  row('envelope', 'throughput enveloped/bare', env.throughput_ratio, '>= 0.9', check(env.throughput_ratio, (x) => x >= 0.9));
+  row('envelope', 'peak RSS (MiB), enveloped', env.envelope_peak_rss_mib, '<= 256', check(env.envelope_peak_rss_mib, (x) => x <= 256));
+  row('envelope', 'peak RSS (MiB), bare', env.bare_peak_rss_mib);
+  row('envelope', `heap held by the job's ${env.records} report locations (MiB)`, env.report_list_mib);
 }
 for (const [name, msg] of Object.entries(failures)) row(name, 'failed', msg);
 
