@@ -3,6 +3,7 @@ import type http from 'node:http';
 import { SignJWT } from 'jose';
 import { startTarget, json } from './helpers/target.js';
 import { makeTestAgent, connection, query, useFixtures } from './helpers/agent.js';
+import { AgentError, ErrorCodes } from '../src/errors.js';
 import { memorySink, waitFor, to, pathOf, param, bearer, percent, later, leaks, sleep } from './helpers/real-api.js';
 
 const fx = useFixtures();
@@ -116,6 +117,47 @@ const LIFETIMES: Record<string, Lifetime> = {
     },
   },
 };
+
+describe('shared token edge cases', () => {
+  it('a job cancelled while its login is in flight does not fail the jobs waiting on that login', async () => {
+    let logins = 0;
+    fx.target = await startTarget((req, res) => {
+      if (urlPath(req) === '/login') {
+        const value = `tok-${++logins}`;
+        return later(res, 400, () => json(res, 200, { token: value }));
+      }
+      json(res, 200, [{ id: 1 }]);
+    });
+    fx.agent = makeTestAgent([withSession(fx.target.url, {})], { secrets: SECRETS });
+    const cancel = new AbortController();
+    const a = fx.agent.engine.run(access('a@x.co'), { sink: memorySink().sink, signal: cancel.signal });
+    await waitFor(() => to(fx.target!.received, '/login').length === 1, 'the first login');
+    const b = fx.agent.engine.run(access('b@x.co'), { sink: memorySink().sink });
+    await sleep(50); // b is now waiting on a's login
+    cancel.abort(new AgentError(ErrorCodes.CANCELLED, 'shutting down'));
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(ra.connections[0]!.error?.code).toBe('CANCELLED');
+    expect(rb.status).toBe('succeeded');
+    expect(to(fx.target.received, '/users').map((r) => [param(r, 'email'), bearer(r)])).toEqual([['b@x.co', 'tok-2']]);
+  });
+
+  it('an identifier of the request named like a token: IDENTIFIER_COLLISION, nothing sent', async () => {
+    fx.target = await startTarget((_req, res) => json(res, 200, { token: 't' }));
+    fx.agent = makeTestAgent([withSession(fx.target.url, {})], { secrets: SECRETS });
+    const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'a@b.co', session: 'forged-token' } }, { sink: memorySink().sink });
+    expect(result.connections[0]!.error?.code).toBe('IDENTIFIER_COLLISION');
+    expect(result.connections[0]!.error?.message).toContain("'session'");
+    expect(fx.target.received).toHaveLength(0);
+  });
+
+  it('a secret key named like a token: IDENTIFIER_COLLISION, nothing sent', async () => {
+    fx.target = await startTarget((_req, res) => json(res, 200, { token: 't' }));
+    fx.agent = makeTestAgent([withSession(fx.target.url, {})], { secrets: { default: { api_key: API_KEY, session: 'static' } } });
+    const result = await fx.agent.engine.run(access('a@b.co'), { sink: memorySink().sink });
+    expect(result.connections[0]!.error?.code).toBe('IDENTIFIER_COLLISION');
+    expect(fx.target.received).toHaveLength(0);
+  });
+});
 
 describe('token lifetime', () => {
   it.each(Object.keys(LIFETIMES))('%s: reused while fresh, renewed near expiry, and the next job uses the new token', async (kind) => {
@@ -354,6 +396,24 @@ describe('a token depending on another token', () => {
     ]);
   });
 
+  it('a 401 to the dependent login drops the token it carried, fetches it again, and retries once', async () => {
+    let n = 0;
+    fx.target = await startTarget((req, res) => {
+      if (urlPath(req) === '/login') return json(res, 200, { token: `base-${++n}` });
+      if (urlPath(req) === '/exchange') return bearer(req) === 'base-1' ? json(res, 401, {}) : json(res, 200, { session: `sess-for-${bearer(req)}` });
+      json(res, 200, []);
+    });
+    fx.agent = makeTestAgent([chained(fx.target.url, '{{"key": "{api_key}"}}')], { secrets: SECRETS });
+    expect((await fx.agent.engine.run(access('a@x.co'), { sink: memorySink().sink })).status).toBe('succeeded');
+    expect(fx.target.received.map((r) => `${pathOf(r)} ${bearer(r) ?? ''}`.trim())).toEqual([
+      '/login',
+      '/exchange base-1',
+      '/login',
+      '/exchange base-2',
+      '/users sess-for-base-2',
+    ]);
+  });
+
   it('depending on a per-subject token makes the dependent token per-subject too', async () => {
     fx.target = await startTarget((req, res, { body }) => {
       if (urlPath(req) === '/login') return json(res, 200, { token: `base-${JSON.parse(body).email}` });
@@ -411,6 +471,18 @@ describe('a failed login fails the connection with TOKEN_FAILED', () => {
     expect(error.message).toContain(what);
     expect(error.message).not.toContain('inner-secret-9');
     expect(error.message).not.toContain('12345');
+    expect(to(fx.target.received, '/users')).toHaveLength(0);
+  });
+
+  it('expect on the login request: a response without the confirmation is TOKEN_FAILED', async () => {
+    fx.target = await startTarget((req, res) => (urlPath(req) === '/login' ? json(res, 200, { ok: false, token: 'tok-unconfirmed-1' }) : json(res, 200, [])));
+    const conn = connection({ access: [bearerQuery(`${fx.target.url}/users`)] }, { tokens: { session: { request: login(fx.target.url, { expect: { '/ok': true } }), value: '/token' } } });
+    fx.agent = makeTestAgent([conn], { secrets: SECRETS });
+    const error = (await fx.agent.engine.run(access('a@b.co'), { sink: memorySink().sink })).connections[0]!.error!;
+    expect(error.code).toBe('TOKEN_FAILED');
+    expect(error.message).toContain("'session'");
+    expect(error.message).toContain('"/ok"');
+    expect(error.message).not.toContain('tok-unconfirmed-1');
     expect(to(fx.target.received, '/users')).toHaveLength(0);
   });
 
@@ -659,6 +731,18 @@ describe('dry run (engine.plan)', () => {
     expect(plan.every((p) => p.error === undefined)).toBe(true);
     await sleep(50);
     expect(fx.target.received).toHaveLength(0);
+  });
+
+  it('a shared token already fetched by a job is still shown as <token session>, never its value', async () => {
+    fx.target = await startTarget((req, res) => (urlPath(req) === '/login' ? json(res, 200, { token: 'cached-tok-3c3c' }) : json(res, 200, [])));
+    fx.agent = makeTestAgent([withSession(fx.target.url, {})], { secrets: SECRETS });
+    expect((await fx.agent.engine.run(access('a@b.co'), { sink: memorySink().sink })).status).toBe('succeeded');
+    const before = fx.target.received.length;
+    const plan = await fx.agent.engine.plan(access('a@b.co'));
+    expect(plan.map((p) => p.query)).toEqual(['tokens.session', 'access[0]']);
+    expect(plan[1]!.request?.headers).toEqual({ Authorization: 'Bearer <token session>' });
+    expect(JSON.stringify(plan)).not.toContain('cached-tok-3c3c');
+    expect(fx.target.received).toHaveLength(before);
   });
 
   it('a per-subject login shows the identifier it carries, still sending nothing', async () => {

@@ -91,7 +91,7 @@ function cursor(p: Paginate): Pager {
 export function nextLink(header: string | string[] | undefined): string | undefined {
   for (const value of Array.isArray(header) ? header : header === undefined ? [] : [header]) {
     // <uri>; param; param, <uri>; … — a comma inside <…> or a quoted string does not split.
-    const re = /<([^>]*)>((?:\s*;\s*[^;,"]+(?:=(?:"(?:[^"\\]|\\.)*"|[^;,]*))?)*)/g;
+    const re = /<([^>]*)>((?:\s*;\s*[^;,"=\s]+\s*(?:=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))?)*)/g;
     for (let m = re.exec(value); m; m = re.exec(value)) {
       const rel = /;\s*rel\s*=\s*(?:"([^"]*)"|([^;,\s]+))/i.exec(m[2] ?? '');
       const rels = (rel?.[1] ?? rel?.[2] ?? '').toLowerCase().split(/\s+/);

@@ -6,7 +6,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
-import { ABSENT } from '../json-pointer.js';
+import { ABSENT, describeType } from '../json-pointer.js';
 import type { Connection, QueryType, TokenSpec } from '../config/types.js';
 import type { Secret, SecretsCache } from '../credentials/source.js';
 import type { Logger } from '../logger.js';
@@ -179,7 +179,7 @@ export async function fetchToken(run: ConnectionRun, name: string, spec: TokenSp
     const read = await readResponse(res, q, { captures, label: 'login response', maxObjectBytes: run.ctx.maxObjectBytes, log: run.log, mask: () => maskOf(run) });
     const value = read.values[0];
     if (typeof value !== 'string' || value === '') {
-      const found = value === ABSENT ? 'nothing' : value === '' ? 'an empty string' : value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+      const found = value === ABSENT ? 'nothing' : value === '' ? 'an empty string' : describeType(value);
       throw new AgentError(ErrorCodes.TOKEN_FAILED, `token '${name}': the login response has ${found} at value "${spec.value}", not a token string; check the pointer against the response`);
     }
     const said = read.values[1];

@@ -106,12 +106,12 @@ export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuer
       await discard(body, o);
     }
   } catch (err) {
-    // GraphQL answers a failed query with `errors` and no `data`: those errors are the real cause.
-    const captured = (err as { captured?: unknown[] } | undefined)?.captured;
-    if (q.graphql && captured) assertNoGraphQLErrors(captured[captured.length - 1], o.mask());
     const preview = (err as { bodyPreview?: string } | undefined)?.bodyPreview;
     if (preview !== undefined) o.log.debug({ body: o.mask()(preview) }, 'malformed response body (first 2 KiB)');
     body.destroy();
+    // GraphQL answers a failed query with `errors` and no `data`: those errors are the real cause.
+    const captured = (err as { captured?: unknown[] } | undefined)?.captured;
+    if (q.graphql && captured) assertNoGraphQLErrors(captured[captured.length - 1], o.mask());
     throw err;
   }
   const mine = values.slice(o.captures.length);

@@ -10,6 +10,7 @@
 import { decodeJwt } from 'jose';
 import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
 import type { Connection, TokenSpec } from '../config/types.js';
+import { describeType } from '../json-pointer.js';
 import type { Secret } from '../credentials/source.js';
 import { compileQuery } from './compile.js';
 
@@ -199,7 +200,7 @@ export function expiryOf(name: string, spec: TokenSpec, value: string, said: unk
   if (pointer !== undefined && said !== undefined) {
     const n = typeof said === 'string' && /^\d+(\.\d+)?$/.test(said) ? Number(said) : said;
     if (typeof n !== 'number' || !Number.isFinite(n)) {
-      throw new AgentError(ErrorCodes.TOKEN_FAILED, `token '${name}': the login response holds ${describe(said)} at ${spec.expires_in !== undefined ? 'expires_in' : 'expires_at'} "${pointer}", not a number of seconds`);
+      throw new AgentError(ErrorCodes.TOKEN_FAILED, `token '${name}': the login response holds ${describeType(said)} at ${spec.expires_in !== undefined ? 'expires_in' : 'expires_at'} "${pointer}", not a number of seconds`);
     }
     return spec.expires_in !== undefined ? now + n * 1000 : n * 1000;
   }
@@ -214,5 +215,3 @@ export function expiryOf(name: string, spec: TokenSpec, value: string, said: unk
   }
   return Infinity;
 }
-
-const describe = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`);
