@@ -70,7 +70,7 @@ function secretKeys(conn: Conn): string[] {
 }
 
 describe('recipes: shape and documentation', () => {
-  const docs = readFileSync(new URL('../docs/recipes.md', import.meta.url), 'utf8');
+  const docs = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
   it.each([
     ['dataships.json', ['integration_id', 'secret_key']],
     ['dxtra.json', ['personal_access_token']],
