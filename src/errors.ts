@@ -44,6 +44,16 @@ export const ErrorCodes = {
   PAGINATION_LIMIT: 'PAGINATION_LIMIT',
   /** A connection token could not be fetched (login refused, or no token where `value` points). */
   TOKEN_FAILED: 'TOKEN_FAILED',
+  /** A database or SSH server could not be reached or refused the login (after retries where they help). */
+  CONNECT_FAILED: 'CONNECT_FAILED',
+  /** A database statement failed; the message carries the server's code (SQLSTATE, MySQL errno), never parameters. */
+  DATABASE_ERROR: 'DATABASE_ERROR',
+  /** An SSH command exited with a non-zero status. */
+  COMMAND_FAILED: 'COMMAND_FAILED',
+  /** The SSH server's host key is not the pinned one, or no key is pinned. */
+  HOST_KEY_REJECTED: 'HOST_KEY_REJECTED',
+  /** The connection's connector_type is accepted by the config but not run by this version. */
+  CONNECTOR_UNSUPPORTED: 'CONNECTOR_UNSUPPORTED',
   /** A single object in an access response is larger than the configured cap. */
   RESPONSE_OBJECT_TOO_LARGE: 'RESPONSE_OBJECT_TOO_LARGE',
   /** The cumulative job_timeout_seconds for a query type expired. */
