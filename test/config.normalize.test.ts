@@ -1,3 +1,4 @@
+import type { APIProxyConnection } from '../src/config/types.js';
 import { describe, it, expect } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { validateConfig } from '../src/config/validate.js';
@@ -23,10 +24,10 @@ describe('defaults', () => {
       job_lock_seconds: 30,
       queue_name: 'dsr-agent',
     });
-    const testQuery = config.connections[0].queries.test![0];
+    const testQuery = (config.connections[0] as APIProxyConnection).queries.test![0];
     expect(testQuery.valid_response_codes).toEqual([200]);
     expect(testQuery.fail_retry_response_codes).toEqual([]);
-    expect(config.connections[0].queries.delete![0].valid_response_codes).toEqual([200, 404]);
+    expect((config.connections[0] as APIProxyConnection).queries.delete![0].valid_response_codes).toEqual([200, 404]);
   });
 
   it('given agent options win over defaults, one by one', () => {
@@ -58,14 +59,14 @@ describe('normalisation', () => {
 
   it('verb is upper-cased and verify_ssl booleans become strings', () => {
     const config = validateConfig(fixture('realistic.json'));
-    const test0 = config.connections[0].queries.test![0];
+    const test0 = (config.connections[0] as APIProxyConnection).queries.test![0];
     expect(test0.verb).toBe('GET');
     expect(test0.verify_ssl).toBe('true');
-    expect(config.connections[1].queries.test![0].verify_ssl).toBe('false');
+    expect((config.connections[1] as APIProxyConnection).queries.test![0].verify_ssl).toBe('false');
     const c = fixture('seed-connection.json');
     c.queries.access[0].verb = 'Patch';
     c.queries.access[0].verify_ssl = false;
-    const q = validateConfig(wrap(c)).connections[0].queries.access![0];
+    const q = (validateConfig(wrap(c)).connections[0] as APIProxyConnection).queries.access![0];
     expect(q.verb).toBe('PATCH');
     expect(q.verify_ssl).toBe('false');
   });
@@ -78,7 +79,7 @@ describe('normalisation', () => {
     raw.platform.credentials_manager.options.filename = 'changed.json';
     raw.connections[0].queries.access[0].headers.Authorization = 'changed';
     expect(config.platform.credentials_manager.options).toEqual({ filename: 'secrets.json' });
-    expect(config.connections[0].queries.access![0].headers!.Authorization).toBe('Bearer {token}');
+    expect((config.connections[0] as APIProxyConnection).queries.access![0].headers!.Authorization).toBe('Bearer {token}');
   });
 });
 
@@ -89,10 +90,10 @@ describe('the result is deep-frozen', () => {
     ['the agent options', () => ((config as any).agent.retries = 99)],
     ['the connections list', () => (config.connections as any[]).push({})],
     ['a connection', () => ((config.connections[0] as any).name = 'x')],
-    ['a query list', () => (config.connections[0].queries.access as any[]).pop()],
-    ['a header', () => ((config.connections[0].queries.access![0].headers as any).Authorization = 'x')],
-    ['a status list', () => (config.connections[0].queries.access![0].valid_response_codes as number[]).push(500)],
-    ['an identifier map', () => ((config.connections[0].queries.identifiers as any).email = [])],
+    ['a query list', () => ((config.connections[0] as APIProxyConnection).queries.access as any[]).pop()],
+    ['a header', () => (((config.connections[0] as APIProxyConnection).queries.access![0].headers as any).Authorization = 'x')],
+    ['a status list', () => ((config.connections[0] as APIProxyConnection).queries.access![0].valid_response_codes as number[]).push(500)],
+    ['an identifier map', () => (((config.connections[0] as APIProxyConnection).queries.identifiers as any).email = [])],
     ['provider options', () => ((config.platform.credentials_manager.options as any).filename = 'x')],
     ['the platform', () => delete (config.platform as any).storage_manager],
   ];

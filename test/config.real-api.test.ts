@@ -1,3 +1,4 @@
+import type { APIProxyConnection } from '../src/config/types.js';
 import { describe, it, expect } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { listConfigProblems, validateConfig } from '../src/config/validate.js';
@@ -307,7 +308,7 @@ describe('DataGrail configs are unchanged', () => {
       },
     ]);
     // Not even as undefined members: the new fields stay absent.
-    const c = config.connections[0]!;
+    const c = config.connections[0] as APIProxyConnection;
     expect('tokens' in c).toBe(false);
     for (const query of [...c.queries.test!, ...c.queries.access!, ...c.queries.delete!, ...c.queries.optout!, ...c.queries.identifiers!.primary_phone_number!]) {
       for (const field of ['graphql', 'records', 'expect', 'paginate']) expect(field in query).toBe(false);
@@ -330,7 +331,7 @@ describe('DataGrail configs are unchanged', () => {
         }),
       ),
     );
-    expect(config.connections[0]!.queries.access!.map((a) => a.paginate)).toEqual([
+    expect((config.connections[0] as APIProxyConnection).queries.access!.map((a) => a.paginate)).toEqual([
       { style: 'page', start: DEFAULT_PAGINATE.start, size: DEFAULT_PAGINATE.size, max_pages: DEFAULT_PAGINATE.max_pages },
       { style: 'offset', size: DEFAULT_PAGINATE.size, max_pages: DEFAULT_PAGINATE.max_pages },
       { style: 'cursor', cursor: '/n', max_pages: DEFAULT_PAGINATE.max_pages },

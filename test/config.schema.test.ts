@@ -1,3 +1,4 @@
+import type { APIProxyConnection } from '../src/config/types.js';
 import { describe, it, expect } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -54,7 +55,7 @@ describe('the JSON Schemas', () => {
     expect(q.valid_response_codes.default).toEqual([200]);
     expect(q.fail_retry_response_codes.default).toEqual([]);
     const config = validateConfig(wrap(fixture('seed-connection.json')));
-    expect(config.connections[0].queries.test?.[0].valid_response_codes).toEqual([200]);
+    expect((config.connections[0] as APIProxyConnection).queries.test?.[0].valid_response_codes).toEqual([200]);
   });
 });
 
@@ -73,7 +74,7 @@ describe('fixtures', () => {
         optout: seed.queries.optout.map(withDefaults),
       },
     });
-    expect(config.connections[0].queries.delete?.[0].body).toBe('{{"email": "{email}"}}');
+    expect((config.connections[0] as APIProxyConnection).queries.delete?.[0].body).toBe('{{"email": "{email}"}}');
   });
 
   it('a realistic config with two connections validates', () => {
@@ -172,7 +173,7 @@ describe('schema problems', () => {
 
   it('connector_type: an unknown one is rejected with the supported list', () => {
     const conn = { ...fixture('seed-connection.json'), connector_type: 'Foo' };
-    expect(messageAt(wrap(conn), '/connections/0/connector_type')).toEqual(["connector_type 'Foo' is not supported; supported: APIProxy"]);
+    expect(messageAt(wrap(conn), '/connections/0/connector_type')).toEqual(["connector_type 'Foo' is not supported; supported: APIProxy, Postgres, MySQL, Redshift, SSH (accepted but not run: Snowflake, BigQuery, SQLServer, OracleDB)"]);
   });
 
   it('enum, type, minItems and format messages say what to write', () => {

@@ -9,6 +9,8 @@ import type {
   APIProxyQuery,
   Capability,
   Connection,
+  ConnectorType,
+  StatementQueries,
   CredentialsManagerConfig,
   Paginate,
   StorageManagerConfig,
@@ -92,9 +94,9 @@ function normalizeToken(t: Raw): TokenSpec {
   };
 }
 
-const normalizeList = (list: unknown): APIProxyQuery[] => (list as Raw[]).map(normalizeQuery);
-
-function normalizeQueries(q: Raw): APIProxyQueries {
+function normalizeQueries(q: Raw, apiProxy: boolean): APIProxyQueries | StatementQueries {
+  // Statements (SQL, command lines) are kept as written.
+  const normalizeList = (list: unknown): unknown[] => (apiProxy ? (list as Raw[]).map(normalizeQuery) : [...(list as string[])]);
   const out: Record<string, unknown> = {};
   for (const type of ['test', 'access', 'delete', 'optout'] as const) {
     if (q[type] !== undefined) out[type] = normalizeList(q[type]);
@@ -104,7 +106,7 @@ function normalizeQueries(q: Raw): APIProxyQueries {
       Object.entries(q.identifiers as Raw).map(([name, list]) => [name, normalizeList(list)]),
     );
   }
-  return out as APIProxyQueries;
+  return out as APIProxyQueries | StatementQueries;
 }
 
 function normalizeConnection(c: Raw): Connection {
@@ -113,13 +115,13 @@ function normalizeConnection(c: Raw): Connection {
     uuid: c.uuid as string,
     capabilities: [...(c.capabilities as Capability[])],
     mode: c.mode as 'live' | 'test',
-    connector_type: c.connector_type as 'APIProxy',
-    queries: normalizeQueries(c.queries as Raw),
+    connector_type: c.connector_type as ConnectorType,
+    queries: normalizeQueries(c.queries as Raw, c.connector_type === 'APIProxy'),
     credentials_location: (c.credentials_location ?? c.credentials_arn) as string,
     ...(c.tokens !== undefined && {
       tokens: Object.fromEntries(Object.entries(c.tokens as Raw).map(([name, t]) => [name, normalizeToken(t as Raw)])),
     }),
-  };
+  } as Connection;
 }
 
 function normalizeProvider<T extends CredentialsManagerConfig | StorageManagerConfig>(p: Raw): T {

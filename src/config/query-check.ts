@@ -7,6 +7,7 @@ import { isAgentError } from '../errors.js';
 import { parseTemplate } from '../templates.js';
 import { isWithin, parsePointer, pointerProblem } from '../json-pointer.js';
 import { isObject, pointer } from './problems.js';
+import { pyformatProblem } from '../connectors/pyformat.js';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -222,3 +223,18 @@ function checkPaginate(
   }
 }
 
+
+/**
+ * Check one statement of a database or SSH connection: SQL placeholders are PEP 249 pyformat
+ * (`%(name)s`, `%%`), bound as driver parameters; OracleDB writes `:name`; SSH command lines use
+ * `{name}` templates (shell-quoted when filled).
+ */
+export function checkStatement(statement: string, connectorType: string, path: string, push: Push): void {
+  if (connectorType === 'SSH') {
+    checkTemplate(statement, path, push);
+    return;
+  }
+  if (connectorType === 'OracleDB') return; // :name placeholders; not run by this version
+  const problem = pyformatProblem(statement);
+  if (problem) push(path, `${problem} (SQL placeholders are %(name)s, bound as parameters; %% is a literal percent sign)`);
+}

@@ -3,6 +3,7 @@
  * act on: what is wrong, where, and how to fix it. Messages name fields, never echo values
  * (a value may be a secret), with one exception: an unsupported connector_type is named.
  */
+import { ACCEPTED_CONNECTOR_TYPES, RUNNABLE_CONNECTOR_TYPES } from './types.js';
 import type { ConfigProblem } from '../errors.js';
 import { pointer, pointerSegments } from './problems.js';
 import { getConfigValidator, type SchemaError } from './schemas.js';
@@ -114,8 +115,9 @@ function unknownField(e: SchemaError, key: string): string {
 
 function enumMessage(e: SchemaError, place: Place): string {
   if (place.field === 'connector_type') {
-    if (typeof e.data !== 'string') return `'connector_type' must be a string; supported: APIProxy`;
-    return `connector_type '${e.data.slice(0, 60)}' is not supported; supported: APIProxy`;
+    const supported = `supported: ${RUNNABLE_CONNECTOR_TYPES.join(', ')} (accepted but not run: ${ACCEPTED_CONNECTOR_TYPES.join(', ')})`;
+    if (typeof e.data !== 'string') return `'connector_type' must be a string; ${supported}`;
+    return `connector_type '${e.data.slice(0, 60)}' is not supported; ${supported}`;
   }
   const form = FIELD_FORMS[place.field];
   if (form) return `${place.label} must be ${form}`;
@@ -128,6 +130,8 @@ function enumMessage(e: SchemaError, place: Place): string {
 function translate(e: SchemaError): ConfigProblem | undefined {
   // The branches of an anyOf report their own `required`s; the anyOf error itself says it better.
   if (/\/anyOf\/\d+\//.test(e.schemaPath)) return undefined;
+  // "must match then/else": the errors inside the branch say what is wrong.
+  if (e.keyword === 'if') return undefined;
   const place = placeOf(e.instancePath);
   const params = e.params as Record<string, unknown>;
   const at = (message: string, path = e.instancePath): ConfigProblem => ({ path, message });

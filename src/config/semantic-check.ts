@@ -6,7 +6,7 @@
 import type { ConfigProblem } from '../errors.js';
 import { DEFAULT_AGENT_OPTIONS } from './normalize.js';
 import { isObject, pointer } from './problems.js';
-import { checkPointer, checkQuery, queryVariables, type Push, type QueryKind } from './query-check.js';
+import { checkPointer, checkQuery, checkStatement, queryVariables, type Push, type QueryKind } from './query-check.js';
 import { PAGINATION_VARIABLES } from './types.js';
 
 const CAPABILITY_QUERIES: Readonly<Record<string, string>> = {
@@ -87,10 +87,13 @@ function checkConnection(c: Record<string, unknown>, i: number, push: Push): voi
       push(`${at}/queries/${type}`, `capability ${capability} needs ${what} in queries.${type}; add them or remove the capability`);
     }
   }
+  // A statement (database, SSH) is checked by its own rules; an APIProxy query by checkQuery.
+  const check = (q: unknown, path: string, kind: QueryKind) =>
+    typeof q === 'string' ? checkStatement(q, String(c.connector_type), path, push) : checkQuery(q, path, push, kind);
   for (const type of QUERY_LISTS) {
     const list = queries[type];
     const kind: QueryKind = type === 'access' ? 'records' : 'status';
-    if (Array.isArray(list)) list.forEach((q, j) => checkQuery(q, `${at}/queries/${type}/${j}`, push, kind));
+    if (Array.isArray(list)) list.forEach((q, j) => check(q, `${at}/queries/${type}/${j}`, kind));
   }
   if (isObject(queries.identifiers)) {
     for (const [name, list] of Object.entries(queries.identifiers)) {
@@ -98,8 +101,11 @@ function checkConnection(c: Record<string, unknown>, i: number, push: Push): voi
       if (!SNAKE_CASE.test(name)) {
         push(idAt, `identifier name '${name}' is not snake_case; use the DataGrail identifier category in snake_case, e.g. user_id or primary_phone_number`);
       }
-      if (Array.isArray(list)) list.forEach((q, j) => checkQuery(q, `${idAt}/${j}`, push, 'records'));
+      if (Array.isArray(list)) list.forEach((q, j) => check(q, `${idAt}/${j}`, 'records'));
     }
+  }
+  if (c.tokens !== undefined && c.connector_type !== 'APIProxy' && typeof c.connector_type === 'string') {
+    push(`${at}/tokens`, `tokens apply to APIProxy connections only; a ${c.connector_type} connection takes its login from its secret: remove tokens`);
   }
   if (isObject(c.tokens)) checkTokens(c.tokens, at, new Set(isObject(queries.identifiers) ? Object.keys(queries.identifiers) : []), push);
 }

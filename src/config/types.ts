@@ -83,30 +83,56 @@ export interface TokenSpec {
   readonly ttl_seconds?: number;
 }
 
-/** The queries of an APIProxy connection, by query type. */
-export interface APIProxyQueries {
-  readonly test?: readonly APIProxyQuery[];
+/** A connection's queries by query type, each a list of `Q`. */
+export interface QueriesOf<Q> {
+  readonly test?: readonly Q[];
   /** Identifier name (snake_case) → its queries. */
-  readonly identifiers?: Readonly<Record<string, readonly APIProxyQuery[]>>;
-  readonly access?: readonly APIProxyQuery[];
-  readonly delete?: readonly APIProxyQuery[];
-  readonly optout?: readonly APIProxyQuery[];
+  readonly identifiers?: Readonly<Record<string, readonly Q[]>>;
+  readonly access?: readonly Q[];
+  readonly delete?: readonly Q[];
+  readonly optout?: readonly Q[];
 }
 
-/** A connection: one system holding personal data. */
-export interface Connection {
+/** The queries of an APIProxy connection, by query type. */
+export type APIProxyQueries = QueriesOf<APIProxyQuery>;
+/** The queries of a database or SSH connection: SQL statements or command lines. */
+export type StatementQueries = QueriesOf<string>;
+
+/** Connector types this version runs, each a module in src/connectors/. */
+export const RUNNABLE_CONNECTOR_TYPES = ['APIProxy', 'Postgres', 'MySQL', 'Redshift', 'SSH'] as const;
+/** DataGrail connector types a config may hold (validated, loaded) that this version does not run (CONNECTOR_UNSUPPORTED). */
+export const ACCEPTED_CONNECTOR_TYPES = ['Snowflake', 'BigQuery', 'SQLServer', 'OracleDB'] as const;
+/** Every connector_type the config accepts. */
+export const CONNECTOR_TYPES = [...RUNNABLE_CONNECTOR_TYPES, ...ACCEPTED_CONNECTOR_TYPES] as const;
+export type ConnectorType = (typeof CONNECTOR_TYPES)[number];
+
+/** What every connection has, whatever its type. */
+interface ConnectionBase {
   readonly name: string;
   readonly uuid: string;
   readonly capabilities: readonly Capability[];
   /** "live" connections take part in requests; "test" ones only when named explicitly. */
   readonly mode: 'live' | 'test';
-  readonly connector_type: 'APIProxy';
-  readonly queries: APIProxyQueries;
   /** Where the connection's secret lives (an ARN, a parameter name, a JSONFile key). */
   readonly credentials_location: string;
+}
+
+/** An HTTP API connection (DataGrail's APIProxy). */
+export interface APIProxyConnection extends ConnectionBase {
+  readonly connector_type: 'APIProxy';
+  readonly queries: APIProxyQueries;
   /** Token name → how to fetch it; `{name}` fills templates. Default {}. */
   readonly tokens?: Readonly<Record<string, TokenSpec>>;
 }
+
+/** A database or SSH connection: its queries are statements (SQL with %(name)s, or command lines with {name}). */
+export interface StatementConnection extends ConnectionBase {
+  readonly connector_type: Exclude<ConnectorType, 'APIProxy'>;
+  readonly queries: StatementQueries;
+}
+
+/** A connection: one system holding personal data. */
+export type Connection = APIProxyConnection | StatementConnection;
 
 /** Credentials manager settings (platform.credentials_manager). */
 export interface CredentialsManagerConfig {

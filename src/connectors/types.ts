@@ -4,19 +4,22 @@
  * only runs one query type's statements for one connection and hands each record to its consumer.
  * Adding a type is one module implementing {@link Connector} plus its config rules.
  */
-import type { Connection, QueryType } from '../config/types.js';
+import type { APIProxyQuery, Connection, QueryType } from '../config/types.js';
 import type { Secret } from '../credentials/source.js';
 import type { Logger } from '../logger.js';
 import type { Mask } from '../engine/mask.js';
 import type { RecordConsumer } from '../engine/read.js';
+import type { HttpRequest } from '../engine/render.js';
 import type { RetryPolicy } from '../engine/send.js';
 
 /** One statement (SQL text or SSH command line) of a run, in order, with where its records go. */
 export interface RunStatement {
   /** `access[0]`, `identifiers.user_id[1]`, …: what logs may show. */
   readonly label: string;
-  /** The statement as written in the config (with `%(name)s` or `{name}` placeholders). */
+  /** The statement as written in the config (with `%(name)s` or `{name}` placeholders); an APIProxy query's url. */
   readonly text: string;
+  /** APIProxy: the query object. */
+  readonly query?: APIProxyQuery;
   /** identifiers queries: the identifier the records are keyed by. */
   readonly identifier?: string;
   /** access and identifiers: receives each record (a row, or an object of the command's JSON output). */
@@ -49,9 +52,13 @@ export interface ConnectorRun {
 export interface PlannedStatement {
   readonly query: string;
   /** The statement as the driver receives it (`$1`, `?`), or the command line with values masked. */
-  readonly statement: string;
+  readonly statement?: string;
   /** Bound parameters by name, values masked. */
   readonly parameters?: Readonly<Record<string, string>>;
+  /** APIProxy: the HTTP request, secrets masked. */
+  readonly request?: HttpRequest;
+  /** Why this statement could not be planned. */
+  readonly error?: { readonly code: string; readonly message: string };
 }
 
 /** A connector type. */

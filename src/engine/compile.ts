@@ -1,4 +1,4 @@
-import type { APIProxyQuery, Connection, Paginate, QueryType } from '../config/types.js';
+import type { APIProxyConnection, APIProxyQuery, Connection, Paginate, QueriesOf, QueryType } from '../config/types.js';
 import { parseTemplate, bodyKindFor, type Template, type BodyKind } from '../templates.js';
 import { parsePointer } from '../json-pointer.js';
 
@@ -94,19 +94,23 @@ function originOf(url: string): string {
 }
 
 /** One query of a connection for a query type, in run order, with the label logs and --dry-run show. */
-export interface LabelledQuery {
+export interface LabelledQuery<Q = APIProxyQuery | string> {
   readonly label: string;
-  readonly query: APIProxyQuery;
+  /** An APIProxy query object, or a statement (SQL, command line) for the other connector types. */
+  readonly query: Q;
   /** For identifiers queries: the identifier name the response is keyed by. */
   readonly identifier?: string;
 }
 
 /** A connection's queries of one type in the order they run: `access[0]`, `identifiers.user_id[1]`, … */
+export function queriesOf(conn: APIProxyConnection, type: QueryType): LabelledQuery<APIProxyQuery>[];
+export function queriesOf(conn: Connection, type: QueryType): LabelledQuery[];
 export function queriesOf(conn: Connection, type: QueryType): LabelledQuery[] {
+  const queries = conn.queries as QueriesOf<APIProxyQuery | string>;
   if (type === 'identifiers') {
-    return Object.entries(conn.queries.identifiers ?? {}).flatMap(([identifier, qs]) =>
+    return Object.entries(queries.identifiers ?? {}).flatMap(([identifier, qs]) =>
       qs.map((query, i) => ({ label: `identifiers.${identifier}[${i}]`, query, identifier })),
     );
   }
-  return (conn.queries[type] ?? []).map((query, i) => ({ label: `${type}[${i}]`, query }));
+  return (queries[type] ?? []).map((query, i) => ({ label: `${type}[${i}]`, query }));
 }

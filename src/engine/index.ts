@@ -4,13 +4,15 @@ import type { AgentConfig, Connection } from '../config/types.js';
 import type { SecretsCache } from '../credentials/source.js';
 import { asAgentError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { compileQuery, queriesOf } from './compile.js';
-import { runConnectionQueries, resolveValues, type ConnectionContext, type EngineHooks } from './connection.js';
+import { makeApiProxyConnector } from '../connectors/apiproxy.js';
+import { makeConnectorRegistry, type ConnectorFactory } from '../connectors/index.js';
+import type { ConnectorType } from '../config/types.js';
+import { queriesOf } from './compile.js';
+import { runConnectionQueries, type ConnectionContext, type EngineHooks } from './connection.js';
 import { runJob, assertIdentifiers, type JobRequest, type JobResult, type RunJobOptions } from './job.js';
-import { renderMasked, type HttpRequest, type RequestStep } from './render.js';
+import type { HttpRequest, RequestStep } from './render.js';
 import { DEFAULT_RETRY } from './send.js';
-import { firstPageVariables } from './paginate.js';
-import { makeTokenCache, tokenOrder, tokensUsed } from './tokens.js';
+import { makeTokenCache } from './tokens.js';
 import { findConnection, selectConnections } from './select.js';
 
 export type { JobRequest, JobResult, ConnectionResult, JobProgress } from './job.js';
@@ -30,6 +32,8 @@ export interface EngineDeps {
   readonly hooks?: EngineHooks;
   /** Steps applied to every rendered request (auth exchanges). Default none. */
   readonly steps?: readonly RequestStep[];
+  /** Connector modules by type (tests may pass their own). Default: src/connectors/index.ts DEFAULT_FACTORIES. */
+  readonly connectors?: Readonly<Partial<Record<ConnectorType, ConnectorFactory>>>;
 }
 
 /** The result of a connection's test queries. */
@@ -42,12 +46,17 @@ export interface TestResult {
   error?: { code: string; message: string };
 }
 
-/** One request --dry-run would send, secret values masked. */
+/** One request or statement --dry-run would send, secret and identifier values masked as the type needs. */
 export interface PlannedRequest {
   connection: string;
   uuid: string;
   query: string;
+  /** APIProxy: the HTTP request. */
   request?: HttpRequest;
+  /** Databases and SSH: the statement as the driver or server receives it. */
+  statement?: string;
+  /** Databases: the bound parameters by name, values masked. */
+  parameters?: Readonly<Record<string, string>>;
   error?: { code: string; message: string };
 }
 
@@ -65,9 +74,15 @@ export function makeEngine(deps: EngineDeps): Engine {
   const opts = config.agent;
   let insecure: Dispatcher | undefined = deps.insecureDispatcher;
   let ownsInsecure = false;
-  const ctx: ConnectionContext = {
+  const retry = {
+    retries: opts?.retries ?? DEFAULT_RETRY.retries,
+    minDelayMs: opts?.retry_min_delay_ms ?? DEFAULT_RETRY.minDelayMs,
+    maxDelayMs: opts?.retry_max_delay_ms ?? DEFAULT_RETRY.maxDelayMs,
+  };
+  const maxObjectBytes = opts?.max_object_bytes ?? 64 * 1024 * 1024;
+  const hooks = deps.hooks ?? {};
+  const apiProxy = makeApiProxyConnector({
     secrets: deps.secrets,
-    logger: deps.logger,
     dispatchers: {
       verified: deps.dispatcher ?? getGlobalDispatcher(),
       insecure: () => {
@@ -78,16 +93,21 @@ export function makeEngine(deps: EngineDeps): Engine {
         return insecure;
       },
     },
-    retry: {
-      retries: opts?.retries ?? DEFAULT_RETRY.retries,
-      minDelayMs: opts?.retry_min_delay_ms ?? DEFAULT_RETRY.minDelayMs,
-      maxDelayMs: opts?.retry_max_delay_ms ?? DEFAULT_RETRY.maxDelayMs,
-    },
-    jobTimeoutMs: config.job_timeout_seconds * 1000,
-    maxObjectBytes: opts?.max_object_bytes ?? 64 * 1024 * 1024,
+    retry,
+    maxObjectBytes,
     steps: deps.steps ?? [],
-    hooks: deps.hooks ?? {},
+    hooks,
     tokens: makeTokenCache(),
+  });
+  const connectors = makeConnectorRegistry(apiProxy, deps.connectors);
+  const ctx: ConnectionContext = {
+    secrets: deps.secrets,
+    logger: deps.logger,
+    retry,
+    jobTimeoutMs: config.job_timeout_seconds * 1000,
+    maxObjectBytes,
+    hooks,
+    connectors,
   };
   const concurrency = opts?.connection_concurrency ?? 8;
 
@@ -125,39 +145,25 @@ export function makeEngine(deps: EngineDeps): Engine {
           out.push({ ...base, query: '-', error: { code: sel.failWith?.code ?? 'SKIPPED', message: sel.failWith?.message ?? sel.skip! } });
           continue;
         }
-        let secret;
         try {
-          secret = await resolveValues(c, req.identifiers, deps.secrets, req.type);
+          const connector = await connectors.get(c.connector_type);
+          const secret = await deps.secrets.get(c.credentials_location);
+          const statements = queriesOf(c, req.type).map(({ label, query, identifier }) => ({
+            label,
+            text: typeof query === 'string' ? query : query.url,
+            ...(typeof query !== 'string' && { query }),
+            ...(identifier !== undefined && { identifier }),
+          }));
+          for (const p of connector.plan({ conn: c, type: req.type, identifiers: req.identifiers, secret, statements })) out.push({ ...base, ...p });
         } catch (err) {
           out.push({ ...base, query: '-', error: asAgentError(err).toJSON() });
-          continue;
-        }
-        // The same composition as a run, sending nothing: each login before the first query that
-        // needs it, tokens shown as <token name>, pages at their first variables.
-        const names = new Set(Object.keys(c.tokens ?? {}));
-        const planned = new Set<string>();
-        const show = (label: string, q: ReturnType<typeof compileQuery>, vars: Record<string, string>) => {
-          try {
-            const values = { identifiers: { ...req.identifiers, ...vars }, secrets: secret };
-            out.push({ ...base, query: label, request: renderMasked(q, values, tokensUsed(q.variables, names)) });
-          } catch (err) {
-            out.push({ ...base, query: label, error: asAgentError(err).toJSON() });
-          }
-        };
-        for (const { label, query } of queriesOf(c, req.type)) {
-          const q = compileQuery(query);
-          for (const name of tokenOrder(c, tokensUsed(q.variables, names))) {
-            if (planned.has(name)) continue;
-            planned.add(name);
-            show(`tokens.${name}`, compileQuery(c.tokens![name]!.request), {});
-          }
-          show(label, q, firstPageVariables(query.paginate));
         }
       }
       return out;
     },
 
     async close() {
+      await connectors.close();
       if (ownsInsecure && insecure) await insecure.close();
     },
   };

@@ -7,22 +7,34 @@
 import type { Dispatcher } from 'undici';
 import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
 import { ABSENT, describeType } from '../json-pointer.js';
-import type { Connection, QueryType, TokenSpec } from '../config/types.js';
+import type { APIProxyConnection, QueryType, TokenSpec } from '../config/types.js';
 import type { Secret, SecretsCache } from '../credentials/source.js';
 import type { Logger } from '../logger.js';
 import type { TemplateValues } from '../templates.js';
 import { compileQuery, pointerOf, type CompiledQuery } from './compile.js';
-import type { ConnectionContext } from './connection.js';
+import type { EngineHooks } from './connection.js';
 import { makeMask, type Mask } from './mask.js';
 import { makePager } from './paginate.js';
 import { readResponse, type RecordConsumer } from './read.js';
-import { renderRequest, type HttpRequest } from './render.js';
-import { sendWithRetry } from './send.js';
-import { expiryOf, tokensUsed, type FetchedToken, type TokenScope } from './tokens.js';
+import { renderRequest, type HttpRequest, type RequestStep } from './render.js';
+import { sendWithRetry, type RetryPolicy } from './send.js';
+import { expiryOf, tokensUsed, type FetchedToken, type TokenCache, type TokenScope } from './tokens.js';
 
-/** The state of one job's run of one connection for one query type. */
+/** What the HTTP query path needs from the engine; all of it passed in. */
+export interface ApiProxyContext {
+  readonly dispatchers: { readonly verified: Dispatcher; readonly insecure: () => Dispatcher };
+  readonly retry: RetryPolicy;
+  readonly maxObjectBytes: number;
+  /** Steps applied to every rendered request (auth exchanges). */
+  readonly steps: readonly RequestStep[];
+  readonly hooks: EngineHooks;
+  /** Shared (connection-scoped) tokens, reused by every job of the engine. */
+  readonly tokens: TokenCache;
+}
+
+/** The state of one job's run of one APIProxy connection for one query type. */
 export interface ConnectionRun {
-  readonly conn: Connection;
+  readonly conn: APIProxyConnection;
   readonly type: QueryType;
   readonly identifiers: Readonly<Record<string, string>>;
   /** The connection's secret; replaced when refreshed after a 401/403. */
@@ -30,7 +42,7 @@ export interface ConnectionRun {
   /** Fetches the secret again (after invalidating it). */
   readonly refreshSecret: () => Promise<Secret>;
   readonly tokens: TokenScope;
-  readonly ctx: ConnectionContext;
+  readonly ctx: ApiProxyContext;
   readonly signal: AbortSignal;
   readonly log: Logger;
 }
@@ -155,7 +167,6 @@ export async function runQuery(run: ConnectionRun, q: CompiledQuery, label: stri
   } catch (err) {
     const e = run.signal.aborted ? (run.signal.reason ?? err) : err;
     ctx.hooks.querySettled?.({ connection: conn.name, type, durationMs: performance.now() - started, outcome: 'error', status: (e as AgentError).status });
-    if (isAgentError(e, ErrorCodes.JOB_TIMEOUT)) ctx.hooks.timedOut?.({ connection: conn.name, type });
     throw e;
   }
 }

@@ -9,7 +9,7 @@
  */
 import { decodeJwt } from 'jose';
 import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
-import type { Connection, TokenSpec } from '../config/types.js';
+import type { APIProxyConnection, TokenSpec } from '../config/types.js';
 import { describeType } from '../json-pointer.js';
 import type { Secret } from '../credentials/source.js';
 import { compileQuery } from './compile.js';
@@ -96,7 +96,7 @@ export function tokensUsed(variables: Iterable<string>, names: ReadonlySet<strin
 }
 
 /** `names` and every token they depend on, each after its dependencies (the order a login sequence runs). */
-export function tokenOrder(conn: Connection, names: Iterable<string>): string[] {
+export function tokenOrder(conn: APIProxyConnection, names: Iterable<string>): string[] {
   const specs = conn.tokens ?? {};
   const all = new Set(Object.keys(specs));
   const out: string[] = [];
@@ -111,7 +111,7 @@ export function tokenOrder(conn: Connection, names: Iterable<string>): string[] 
 
 /** Options of {@link makeTokenScope}. */
 export interface TokenScopeOptions {
-  readonly conn: Connection;
+  readonly conn: APIProxyConnection;
   readonly cache: TokenCache;
   /** The connection's current secret (it changes when refreshed after a 401/403). */
   readonly secret: () => Secret;
