@@ -61,7 +61,7 @@ import pRetry, { AbortError } from 'p-retry';
 import type { Connection as MysqlConnection, FieldPacket, Pool, PoolConnection, PoolOptions, ConnectionOptions } from 'mysql2';
 import type { Connection } from '../config/types.js';
 import type { Secret } from '../credentials/source.js';
-import { AgentError, ErrorCodes } from '../errors.js';
+import { AgentError, ErrorCodes, asAgentError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Mask } from '../engine/mask.js';
 import { bindPyformat, parameterValues, type BoundStatement } from './pyformat.js';
@@ -196,6 +196,16 @@ const AUTH_ERRNOS = new Set([1044, 1045]);
 /** KILL QUERY of a thread that has already gone. */
 const ER_NO_SUCH_THREAD = 1094;
 
+/**
+ * A failed connection attempt that may be retried, wrapping the driver's error (an Error of this
+ * realm: p-retry does not retry what it does not recognise as an Error).
+ */
+class RetryableAttempt extends Error {
+  constructor(readonly driver: DriverError) {
+    super(driver.code ?? 'connection failed');
+  }
+}
+
 function isRetryableConnectError(err: DriverError): boolean {
   return (err.code !== undefined && RETRYABLE_CODES.has(err.code)) || (err.errno !== undefined && RETRYABLE_ERRNOS.has(err.errno));
 }
@@ -307,10 +317,23 @@ interface Prepared {
   readonly values: string[];
 }
 
+/** A consumer's own failure (storage, a record too large), passed on as it is, not as a database error. */
+class ConsumerFailure extends Error {
+  constructor(readonly error: unknown) {
+    super('record consumer failed');
+  }
+}
+
 /** What the abort handler needs to stop the run. */
 interface RunState {
   stream?: Readable;
   killing?: Promise<void>;
+  /** A statement was left running (its consumer failed): the connection must not go back to the pool. */
+  dirty?: boolean;
+  /** The connection failed between statements. */
+  broken?: Error;
+  /** Rejects the consumer wait in progress (on abort). One slot, not a race per row: that would pile reactions onto one pending promise. */
+  interrupt?: (reason: unknown) => void;
 }
 
 /**
@@ -364,18 +387,21 @@ export function makeMysqlConnector(): Connector {
     return entry;
   };
 
-  /** Take a connection and ping it (a broken one is destroyed: the pool opens another on the next attempt). */
-  const checkout = (pool: Pool): Promise<PoolConnection> =>
-    new Promise<PoolConnection>((resolve, reject) => {
-      pool.getConnection((err, c) => {
-        if (err) return reject(err);
-        c.ping((pingErr) => {
-          if (!pingErr) return resolve(c);
-          c.destroy();
-          reject(pingErr);
-        });
-      });
-    });
+  /**
+   * Take a connection and ping it. One the server or the network dropped is destroyed and the next
+   * taken (the pool opens a new one once no idle ones are left), without using up a retry.
+   */
+  const checkout = async (pool: Pool): Promise<PoolConnection> => {
+    for (let i = 0; ; i++) {
+      const c = await new Promise<PoolConnection>((resolve, reject) => pool.getConnection((err, x) => (err ? reject(err) : resolve(x))));
+      const pingErr = await new Promise<DriverError | null>((resolve) => c.ping((e) => resolve(e)));
+      if (!pingErr) return c;
+      c.destroy();
+      if (i >= MYSQL_POOL_SIZE) {
+        throw Object.assign(new Error('the connection broke right after it was opened'), { code: pingErr.code ?? 'PROTOCOL_CONNECTION_LOST' });
+      }
+    }
+  };
 
   /** A connection of the pool, retrying failures that retrying can fix. Throws CONNECT_FAILED or the abort reason. */
   const acquire = async (entry: PoolEntry, run: ConnectorRun): Promise<PoolConnection> => {
@@ -390,7 +416,7 @@ export function makeMysqlConnector(): Connector {
             if (run.signal.aborted) throw err;
             const e = err as DriverError;
             if (!isRetryableConnectError(e)) throw new AbortError(connectError(run, e, attempts));
-            throw e;
+            throw new RetryableAttempt(e);
           }
         },
         {
@@ -401,9 +427,9 @@ export function makeMysqlConnector(): Connector {
           randomize: true,
           signal: run.signal,
           onFailedAttempt: ({ error, attemptNumber, retriesLeft, retryDelay }) => {
-            if (retriesLeft > 0 && !(error instanceof AgentError)) {
+            if (retriesLeft > 0 && error instanceof RetryableAttempt) {
               run.log.warn(
-                { attempt: attemptNumber, code: describeCode(error as DriverError), delayMs: retryDelay },
+                { attempt: attemptNumber, code: describeCode(error.driver), delayMs: retryDelay },
                 'MySQL connection failed; retrying',
               );
             }
@@ -413,7 +439,7 @@ export function makeMysqlConnector(): Connector {
     } catch (err) {
       if (run.signal.aborted) throw run.signal.reason;
       if (err instanceof AgentError) throw err;
-      throw connectError(run, err as DriverError, attempts);
+      throw connectError(run, err instanceof RetryableAttempt ? err.driver : (err as DriverError), attempts);
     }
   };
 
@@ -447,7 +473,7 @@ export function makeMysqlConnector(): Connector {
   };
 
   /** Run one statement on `c`, streaming its rows to the statement's consumer. Returns the records handed over. */
-  const runStatement = async (c: PoolConnection, p: Prepared, run: ConnectorRun, state: RunState, aborted: Promise<never>): Promise<number> => {
+  const runStatement = async (c: PoolConnection, p: Prepared, state: RunState): Promise<number> => {
     const { st } = p;
     // Rows and the OK packets of statements without a result set come through one stream; tell
     // them apart (and note each result set's first column) as mysql2 emits them, in order.
@@ -455,7 +481,14 @@ export function makeMysqlConnector(): Connector {
     const firstColumnOf = st.identifier !== undefined ? new WeakMap<object, string>() : undefined;
     let okNext = false;
     let firstColumn: string | undefined;
+    let ended = false;
+    let fatal = false;
+    if (state.broken) throw state.broken;
     const cmd = c.execute(p.bound.text, p.values);
+    cmd.on('end', () => (ended = true));
+    cmd.on('error', (err: DriverError) => {
+      if (err.fatal) fatal = true;
+    });
     cmd.on('fields', (fields?: FieldPacket[]) => {
       okNext = fields === undefined;
       firstColumn = fields?.[0]?.name;
@@ -466,24 +499,37 @@ export function makeMysqlConnector(): Connector {
     });
     const stream = cmd.stream({ highWaterMark: STREAM_HIGH_WATER_MARK });
     state.stream = stream;
+    // A connection that is already closed fails the command on the connection, not on the command.
+    if (state.broken) stream.destroy(state.broken);
     let records = 0;
     try {
       for await (const row of stream as AsyncIterable<Record<string, unknown>>) {
         if (okPackets.has(row) || !st.consume) continue;
         const record = st.identifier !== undefined ? identifierRecord(row, st.identifier, firstColumnOf?.get(row)) : rowRecord(row);
-        const pending = st.consume(record);
-        if (pending && typeof (pending as Promise<void>).then === 'function') await Promise.race([pending, aborted]);
+        try {
+          const pending = st.consume(record);
+          if (pending && typeof (pending as Promise<void>).then === 'function') {
+            await new Promise<void>((resolve, reject) => {
+              state.interrupt = reject;
+              (pending as Promise<void>).then(resolve, reject);
+            });
+            state.interrupt = undefined;
+          }
+        } catch (err) {
+          throw new ConsumerFailure(err);
+        }
         records++;
       }
     } finally {
       state.stream = undefined;
       if (!stream.destroyed) stream.destroy();
+      if (!ended && !fatal) state.dirty = true;
     }
     return records;
   };
 
-  const simpleQuery = (c: PoolConnection, sql: string): Promise<void> =>
-    new Promise<void>((resolve, reject) => c.query(sql, (err) => (err ? reject(err) : resolve())));
+  const simpleQuery = (c: PoolConnection, sql: string, aborted: Promise<never>): Promise<void> =>
+    Promise.race([new Promise<void>((resolve, reject) => c.query(sql, (err) => (err ? reject(err) : resolve()))), aborted]);
 
   const run = async (r: ConnectorRun): Promise<void> => {
     r.signal.throwIfAborted();
@@ -506,6 +552,7 @@ export function makeMysqlConnector(): Connector {
     aborted.catch(() => undefined);
     const onAbort = () => {
       abortedReject(r.signal.reason);
+      state.interrupt?.(r.signal.reason);
       state.stream?.destroy(r.signal.reason instanceof Error ? r.signal.reason : undefined);
       if (c && !state.killing) {
         const killing = killAndDestroy(mysql, settings, c, r.log, r.mask);
@@ -514,17 +561,22 @@ export function makeMysqlConnector(): Connector {
         void killing.finally(() => kills.delete(killing));
       }
     };
+    const onConnectionError = (err: Error) => {
+      state.broken = err;
+      state.stream?.destroy(err);
+    };
     const transactional = r.type === 'delete' || r.type === 'optout';
     let inTransaction = false;
     let current: string | undefined;
     try {
       c = await acquire(entry, r);
+      c.on('error', onConnectionError);
       r.signal.addEventListener('abort', onAbort, { once: true });
       if (r.signal.aborted) onAbort();
       const runStarted = performance.now();
       if (transactional) {
         current = `${r.type} transaction`;
-        await simpleQuery(c, 'START TRANSACTION');
+        await simpleQuery(c, 'START TRANSACTION', aborted);
         inTransaction = true;
       }
       for (const p of prepared) {
@@ -536,7 +588,7 @@ export function makeMysqlConnector(): Connector {
             'running statement',
           );
         }
-        const records = await runStatement(c, p, r, state, aborted);
+        const records = await runStatement(c, p, state);
         r.log.info(
           { query: p.st.label, ms: Math.round(performance.now() - started), ...(p.st.consume ? { records } : {}) },
           'statement done',
@@ -544,7 +596,7 @@ export function makeMysqlConnector(): Connector {
       }
       if (inTransaction) {
         current = `${r.type} transaction (COMMIT)`;
-        await simpleQuery(c, 'COMMIT');
+        await simpleQuery(c, 'COMMIT', aborted);
         inTransaction = false;
         r.log.info({ statements: prepared.length, ms: Math.round(performance.now() - runStarted) }, 'transaction committed');
       }
@@ -560,12 +612,13 @@ export function makeMysqlConnector(): Connector {
         await state.killing;
         throw r.signal.reason;
       }
+      if (err instanceof ConsumerFailure) throw err.error;
       if (err instanceof AgentError) throw err;
       const e = err as DriverError;
       r.log.debug({ query: current, code: describeCode(e), message: e.sqlMessage ? maskServerText(e.sqlMessage, r) : undefined }, 'statement failed');
       if (inTransaction && c && !e.fatal) {
         try {
-          await simpleQuery(c, 'ROLLBACK');
+          await simpleQuery(c, 'ROLLBACK', aborted);
           r.log.info({ statements: prepared.length }, 'transaction rolled back');
         } catch {
           c.destroy(); // the server rolls back when the connection closes
@@ -575,24 +628,35 @@ export function makeMysqlConnector(): Connector {
       }
       throw statementError(current ?? 'statement', e, r);
     } finally {
+      c?.removeListener('error', onConnectionError);
       if (c && !state.killing) {
-        // A fatal error already took the connection out of the pool; release() is then a no-op.
-        c.release();
+        if (state.dirty) {
+          // A consumer failed mid-statement: stop the statement rather than read its remaining rows.
+          await killAndDestroy(mysql, settings, c, r.log, r.mask);
+        } else {
+          // A fatal error already took the connection out of the pool; release() is then a no-op.
+          c.release();
+        }
       }
       entry.active--;
       if (entry.retired && entry.active === 0 && pools.get(entry.key) === entry) endPool(entry);
     }
   };
 
+  /** Each statement as mysql2 receives it, parameter values masked; a statement that cannot run carries its error. Sends nothing. */
   const plan = (r: Pick<ConnectorRun, 'conn' | 'type' | 'identifiers' | 'secret' | 'statements'>): PlannedStatement[] =>
-    statementsOf(r).map((st) => {
-      const bound = bindPyformat(st.text, 'question');
-      parameterValues(bound, r.identifiers);
-      return {
-        query: st.label,
-        statement: bound.text,
-        ...(bound.names.length > 0 ? { parameters: Object.fromEntries(bound.names.map((n) => [n, '****'])) } : {}),
-      };
+    statementsOf(r).map((st): PlannedStatement => {
+      try {
+        const bound = bindPyformat(st.text, 'question');
+        parameterValues(bound, r.identifiers);
+        return {
+          query: st.label,
+          statement: bound.text,
+          ...(bound.names.length > 0 ? { parameters: Object.fromEntries(bound.names.map((n) => [n, '****'])) } : {}),
+        };
+      } catch (err) {
+        return { query: st.label, error: asAgentError(err).toJSON() };
+      }
     });
 
   const close = async (): Promise<void> => {

@@ -49,7 +49,8 @@ function secretError(flavor: PgFlavor, message: string): AgentError {
 /**
  * Read and check a connection's secret. Keys: `user`, `password`, `host`, `dbname` (Redshift:
  * `database`) are required; `port` (default 5432, Redshift 5439), `sslmode` and `ssl_ca` are
- * optional; any other key is refused (a misspelt `sslmode` must not silently mean "no TLS").
+ * optional; other keys are ignored, except a misspelt TLS key or the other flavour's database key,
+ * which are refused (a misspelt `sslmode` must not silently mean "no TLS").
  * Throws AgentError SECRET_INVALID naming the key, never a value.
  */
 export function parseSecret(secret: Readonly<Record<string, unknown>>, flavor: PgFlavor): PgSettings {
@@ -57,9 +58,13 @@ export function parseSecret(secret: Readonly<Record<string, unknown>>, flavor: P
   const known = new Set(['user', 'password', 'host', 'port', dbKey, 'sslmode', 'ssl_ca']);
   for (const key of Object.keys(secret)) {
     if (known.has(key)) continue;
+    // Other keys are ignored (managed secrets carry extras such as "engine"), except what looks like a
+    // misspelt TLS setting or the other flavour's database key: those must not silently mean "no TLS" or "no database".
     const other = databaseKey(flavor === 'Redshift' ? 'Postgres' : 'Redshift');
-    const hint = key === other ? `; ${flavor} names the database "${dbKey}"` : '';
-    throw secretError(flavor, `unknown key "${key.slice(0, 64)}"${hint} (allowed: ${[...known].join(', ')})`);
+    if (key === other) {
+      throw secretError(flavor, `unknown key "${key}"; ${flavor} names the database "${dbKey}"`);
+    }
+    if (/ssl|tls/i.test(key)) throw secretError(flavor, `unknown key "${key.slice(0, 64)}" (TLS keys are sslmode and ssl_ca)`);
   }
   const text = (key: string, required: boolean, allowEmpty = false): string | undefined => {
     const v = secret[key];
@@ -290,7 +295,7 @@ export function classifyConnectError(err: unknown): ConnectFailure {
   }
   if (
     (code !== undefined && (TLS_ERRORS.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_'))) ||
-    /does not support SSL|SSL|TLS|certificate/i.test(message)
+    (!isSqlstate(code) && /SSL|TLS|certificate/i.test(message))
   ) {
     return {
       retry: false,
