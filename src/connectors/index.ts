@@ -10,7 +10,7 @@ export type { Connector, ConnectorRun, RunStatement, PlannedStatement } from './
 
 /** The connectors of one engine. */
 export interface ConnectorRegistry {
-  /** The connector of `type`, its module loaded on first use. */
+  /** The connector of `type`, its module loaded on first use; rejects with CONNECTOR_UNSUPPORTED for a type this version does not run. */
   get(type: ConnectorType): Promise<Connector>;
   /** Close every connector that was opened (pools, clients). */
   close(): Promise<void>;
@@ -27,22 +27,12 @@ export const DEFAULT_FACTORIES: Readonly<Partial<Record<ConnectorType, Connector
   SSH: async () => (await import('./ssh.js')).makeSshConnector(),
 };
 
-/** A connector for a type the config accepts but this version does not run: every use fails with CONNECTOR_UNSUPPORTED. */
-function unsupported(type: ConnectorType): Connector {
-  const error = () =>
-    new AgentError(
-      ErrorCodes.CONNECTOR_UNSUPPORTED,
-      `connector_type ${type} is accepted in the config but this version of dsr-agent does not run it; it runs ${RUNNABLE_CONNECTOR_TYPES.join(', ')}`,
-    );
-  return {
-    run: async () => {
-      throw error();
-    },
-    plan: () => {
-      throw error();
-    },
-    close: async () => undefined,
-  };
+/** The error for a type the config accepts but this version does not run. */
+function unsupported(type: ConnectorType): AgentError {
+  return new AgentError(
+    ErrorCodes.CONNECTOR_UNSUPPORTED,
+    `connector_type ${type} is accepted in the config but this version of dsr-agent does not run it; it runs ${RUNNABLE_CONNECTOR_TYPES.join(', ')}`,
+  );
 }
 
 /** The registry: APIProxy as given, the other runnable types from `factories` (loaded on first use), the accepted-only types unsupported. */
@@ -59,10 +49,12 @@ export function makeConnectorRegistry(apiProxy: Connector, factories = DEFAULT_F
               opened.push(x);
               return x;
             })
-          : Promise.resolve(unsupported(type));
+          : Promise.reject(unsupported(type));
         // A module that failed to load is tried again next time.
-        c.catch(() => loading.delete(type));
-        loading.set(type, c);
+        if (factory) {
+          c.catch(() => loading.delete(type));
+          loading.set(type, c);
+        }
       }
       return c;
     },
