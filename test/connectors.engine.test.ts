@@ -211,7 +211,7 @@ describe('database connections through the engine', () => {
       'x',
       ['privacy/access', 'privacy/delete'],
     );
-    const ssh = { ...dbConnection('SSH', { access: ['/opt/dsr/export {email'] }, 'x', ['privacy/access']), tokens: {} };
+    const ssh = { ...dbConnection('SSH', { access: ['/opt/dsr/export {email', 'echo `lookup {email}`', "/opt/dsr/export --email '{email}'"] }, 'x', ['privacy/access']), tokens: {} };
     const problems = listConfigProblems({
       connections: [bad, ssh],
       platform: { credentials_manager: { provider: 'JSONFile', options: { filename: 's.json' } } },
@@ -224,6 +224,8 @@ describe('database connections through the engine', () => {
     expect(at('/connections/0/queries/access/4')[0]).toMatch(/only %\(name\)s is supported/);
     expect(at('/connections/0/queries/delete/0')).toEqual([]);
     expect(at('/connections/1/queries/access/0')[0]).toMatch(/unterminated placeholder/);
+    expect(at('/connections/1/queries/access/1')[0]).toMatch(/inside `…` command substitution/);
+    expect(at('/connections/1/queries/access/2')).toEqual([]);
     expect(at('/connections/1/tokens')[0]).toMatch(/tokens apply to APIProxy connections only/);
   });
 });

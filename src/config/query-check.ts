@@ -8,6 +8,7 @@ import { parseTemplate } from '../templates.js';
 import { isWithin, parsePointer, pointerProblem } from '../json-pointer.js';
 import { isObject, pointer } from './problems.js';
 import { pyformatProblem } from '../connectors/pyformat.js';
+import { shellPlanOf } from '../connectors/shell-quote.js';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -231,7 +232,12 @@ function checkPaginate(
  */
 export function checkStatement(statement: string, connectorType: string, path: string, push: Push): void {
   if (connectorType === 'SSH') {
-    checkTemplate(statement, path, push);
+    if (!checkTemplate(statement, path, push)) return;
+    try {
+      shellPlanOf(parseTemplate(statement)); // a placeholder where no quoting is safe (backticks, ${…}, …)
+    } catch (err) {
+      push(path, isAgentError(err) ? err.message : 'the command line cannot be quoted safely');
+    }
     return;
   }
   if (connectorType === 'OracleDB') return; // :name placeholders; not run by this version
