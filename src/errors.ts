@@ -133,3 +133,17 @@ export function makeConfigError(problems: readonly ConfigProblem[], source = 'co
     { problems },
   );
 }
+
+/**
+ * The `code` of an error or of one of its causes (a socket's `ECONNREFUSED`, a server's SQLSTATE),
+ * skipping `skip` (undici wraps socket errors in UND_ERR_SOCKET). Undefined when none has one.
+ */
+export function errorCodeOf(err: unknown, skip?: string): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code !== skip) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

@@ -62,6 +62,7 @@ import type { Connection as MysqlConnection, FieldPacket, Pool, PoolConnection, 
 import type { Connection } from '../config/types.js';
 import type { Secret } from '../credentials/source.js';
 import { AgentError, ErrorCodes, asAgentError } from '../errors.js';
+import { backoffOptions } from '../engine/send.js';
 import type { Logger } from '../logger.js';
 import type { Mask } from '../engine/mask.js';
 import { bindPyformat, parameterValues, type BoundStatement } from './pyformat.js';
@@ -420,12 +421,7 @@ export function makeMysqlConnector(): Connector {
           }
         },
         {
-          retries: run.retry.retries,
-          factor: 2,
-          minTimeout: run.retry.minDelayMs,
-          maxTimeout: run.retry.maxDelayMs,
-          randomize: true,
-          signal: run.signal,
+          ...backoffOptions(run.retry, run.signal),
           onFailedAttempt: ({ error, attemptNumber, retriesLeft, retryDelay }) => {
             if (retriesLeft > 0 && error instanceof RetryableAttempt) {
               run.log.warn(

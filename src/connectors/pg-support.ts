@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { connect as netConnect, isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { AgentError, ErrorCodes } from '../errors.js';
+import { AgentError, ErrorCodes, errorCodeOf } from '../errors.js';
 import type { Mask } from '../engine/mask.js';
 
 /** The two flavours speaking the Postgres protocol. */
@@ -229,15 +229,6 @@ interface ServerErrorLike {
   readonly hint?: string;
 }
 
-function errCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
 
 /**
  * A failed statement as DATABASE_ERROR: `<label> failed: SQLSTATE 23503 (foreign_key_violation):
@@ -246,7 +237,7 @@ function errCode(err: unknown): string | undefined {
  */
 export function statementError(label: string, err: unknown, mask: Mask): AgentError {
   const e = (err && typeof err === 'object' ? err : {}) as ServerErrorLike;
-  const code = errCode(err);
+  const code = errorCodeOf(err);
   const text = (s: unknown): string => mask(String(s).replace(/\s+/g, ' ').trim()).slice(0, 2000);
   if (isSqlstate(code)) {
     let msg = `${label} failed: SQLSTATE ${code} (${conditionName(code)}): ${text(e.message)}`;
@@ -283,7 +274,7 @@ const TLS_ERRORS = new Set([
 
 /** Classify a failed connection attempt. */
 export function classifyConnectError(err: unknown): ConnectFailure {
-  const code = errCode(err);
+  const code = errorCodeOf(err);
   const message = err instanceof Error ? err.message : String(err);
   if (code === '28P01' || code === '28000') {
     return {

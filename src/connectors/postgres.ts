@@ -43,6 +43,7 @@ import type CursorClass from 'pg-cursor';
 import pRetry, { AbortError } from 'p-retry';
 import { performance } from 'node:perf_hooks';
 import { AgentError, ErrorCodes, asAgentError } from '../errors.js';
+import { backoffOptions } from '../engine/send.js';
 import type { Logger } from '../logger.js';
 import type { RecordConsumer } from '../engine/read.js';
 import { bindPyformat, parameterValues } from './pyformat.js';
@@ -321,12 +322,7 @@ async function connect(run: ConnectorRun, entry: PoolEntry): Promise<PoolClient>
         }
       },
       {
-        retries: retry.retries,
-        factor: 2,
-        minTimeout: retry.minDelayMs,
-        maxTimeout: retry.maxDelayMs,
-        randomize: true,
-        signal,
+        ...backoffOptions(retry, signal),
         onFailedAttempt: ({ error, attemptNumber, retriesLeft, retryDelay }) => {
           if (retriesLeft > 0 && error instanceof RetryableConnect) {
             run.log.warn(

@@ -15,7 +15,8 @@
 import { createHash } from 'node:crypto';
 import pRetry, { AbortError } from 'p-retry';
 import type { Client, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
-import { AgentError, asAgentError, ErrorCodes, isAgentError } from '../errors.js';
+import { AgentError, asAgentError, ErrorCodes, errorCodeOf, isAgentError } from '../errors.js';
+import { backoffOptions } from '../engine/send.js';
 import { parseTemplate, type Template } from '../templates.js';
 import { splitJsonArray } from '../reports/json-array.js';
 import { renderCommand } from './shell-quote.js';
@@ -225,16 +226,6 @@ function render(run: Pick<ConnectorRun, 'identifiers' | 'secret'>, st: RunStatem
   return renderCommand(template, run.identifiers, { label: st.label, masked, secretKeys: Object.keys(run.secret) });
 }
 
-/** The error code of a socket error (or of its cause). */
-function codeOf(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
 
 /** A connection failure a later attempt may fix (retried per run.retry). */
 class Unreachable extends AgentError {}
@@ -351,7 +342,7 @@ function classify(err: Error & { level?: string }, presented: Buffer | undefined
       ),
     );
   }
-  const code = codeOf(err);
+  const code = errorCodeOf(err);
   if ((code !== undefined && RETRYABLE_CODES.has(code)) || err.level === 'client-timeout') {
     return new Unreachable(
       ErrorCodes.CONNECT_FAILED,
@@ -373,12 +364,7 @@ async function connect(ssh2: Ssh2, s: SshSettings, run: ConnectorRun, sessions: 
   const { retry, signal } = run;
   try {
     return await pRetry(() => connectOnce(ssh2, s, run, sessions), {
-      retries: retry.retries,
-      factor: 2,
-      minTimeout: retry.minDelayMs,
-      maxTimeout: retry.maxDelayMs,
-      randomize: true,
-      signal,
+      ...backoffOptions(retry, signal),
       shouldRetry: ({ error }) => error instanceof Unreachable,
       onFailedAttempt: ({ error, attemptNumber, retriesLeft, retryDelay }) => {
         if (retriesLeft > 0 && error instanceof Unreachable) {
@@ -576,7 +562,7 @@ async function execute(session: Session, p: Prepared, run: ConnectorRun): Promis
     if (session.lost) {
       throw new AgentError(
         ErrorCodes.CONNECT_FAILED,
-        `the SSH connection of connection "${conn}" was lost during ${p.label} (${codeOf(session.lost) ?? run.mask(session.lost.message).slice(0, 80)})`,
+        `the SSH connection of connection "${conn}" was lost during ${p.label} (${errorCodeOf(session.lost) ?? run.mask(session.lost.message).slice(0, 80)})`,
       );
     }
     throw new AgentError(ErrorCodes.COMMAND_FAILED, `${p.label} ended without an exit status (the SSH connection was closed?)${detail()}`);

@@ -1,7 +1,7 @@
 import { request, type Dispatcher } from 'undici';
 import pRetry, { AbortError } from 'p-retry';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
+import { AgentError, ErrorCodes, errorCodeOf, isAgentError } from '../errors.js';
 import type { HttpRequest } from './render.js';
 
 /** Retry policy for one query. Delays are exponential with full jitter (×1–2), capped. */
@@ -16,6 +16,14 @@ export interface RetryPolicy {
 
 /** Defaults for {@link RetryPolicy}. */
 export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ retries: 3, minDelayMs: 1000, maxDelayMs: 30 * 1000 });
+
+/**
+ * p-retry's options for a policy: exponential backoff (factor 2) with full jitter (×1–2), capped,
+ * stopped by `signal`. Every retry loop of the agent (HTTP, database and SSH connects) uses these.
+ */
+export function backoffOptions(policy: RetryPolicy, signal?: AbortSignal) {
+  return { retries: policy.retries, factor: 2, minTimeout: policy.minDelayMs, maxTimeout: policy.maxDelayMs, randomize: true, signal } as const;
+}
 
 /** What the caller learns about each failed attempt (for logs and metrics; no personal data). */
 export interface AttemptFailure {
@@ -58,15 +66,6 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-function errorCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code !== 'UND_ERR_SOCKET') return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return (err as { code?: string })?.code;
-}
 
 /**
  * Send one request; retry statuses in `retryOn` and network errors with exponential backoff and
@@ -88,7 +87,7 @@ export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promis
       });
     } catch (err) {
       if (signal.aborted) throw err;
-      const code = errorCode(err) ?? 'UNKNOWN';
+      const code = errorCodeOf(err, 'UND_ERR_SOCKET') ?? (err as { code?: string })?.code ?? 'UNKNOWN';
       if (TLS_CODES.has(code)) {
         throw new AbortError(
           new AgentError(
@@ -110,12 +109,7 @@ export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promis
 
   try {
     return await pRetry(attemptOnce, {
-      retries: policy.retries,
-      factor: 2,
-      minTimeout: policy.minDelayMs,
-      maxTimeout: policy.maxDelayMs,
-      randomize: true,
-      signal,
+      ...backoffOptions(policy, signal),
       onFailedAttempt: async ({ error, attemptNumber, retriesLeft, retryDelay }) => {
         const retryAfter = error instanceof RetryableStatus ? error.retryAfterMs : undefined;
         // Retry-After is honoured in full; only the cumulative job deadline bounds it.
