@@ -168,6 +168,31 @@ describe('database connections through the engine', () => {
     expect(await postgresRows(pgDb, SAMIR)).toBe(1);
   });
 
+  it('reports each statement to the metrics hooks like an HTTP query, and a failed one once', async () => {
+    const pgDb = await postgresDb();
+    const settled: Array<{ connection: string; type: string; outcome: string }> = [];
+    const postgres = dbConnection(
+      'Postgres',
+      { access: ['SELECT email FROM customers WHERE email = %(email)s', 'SELECT phone FROM customers WHERE email = %(email)s'], delete: ['DELETE FROM no_such_table WHERE email = %(email)s'] },
+      'pg',
+      ['privacy/access', 'privacy/delete'],
+    );
+    agent = makeTestAgent([postgres], {
+      secrets: { pg: { user: 'postgres', password: '', host: '127.0.0.1', dbname: pgDb } },
+      deps: { hooks: { querySettled: (e) => void settled.push({ connection: e.connection, type: e.type, outcome: e.outcome }) } },
+    });
+    await agent.engine.run({ type: 'access', identifiers: { email: PETER } }, { sink: { put: async () => 'r' } });
+    const del = await agent.engine.run({ type: 'delete', identifiers: { email: PETER } });
+    expect(del.connections[0]!.error?.code).toBe('DATABASE_ERROR');
+    expect(del.connections[0]!.error?.message).toMatch(/SQLSTATE 42P01/);
+    const name = postgres.name as string;
+    expect(settled).toEqual([
+      { connection: name, type: 'access', outcome: 'ok' },
+      { connection: name, type: 'access', outcome: 'ok' },
+      { connection: name, type: 'delete', outcome: 'error' },
+    ]);
+  });
+
   it('--dry-run lists each statement with its parameters by name, values masked, and opens no connection', async () => {
     const postgres = dbConnection('Postgres', { access: ['SELECT * FROM customers WHERE email = %(email)s AND phone = %(phone_number)s OR email = %(email)s'] }, 'pg', ['privacy/access']);
     // An unreachable port: planning must not connect.

@@ -73,6 +73,7 @@ export function makeApiProxyConnector(deps: ApiProxyDeps): Connector {
         ctx: deps,
         signal: r.signal,
         log: r.log,
+        settled: r.settled,
       };
       for (const s of r.statements) await runQuery(run, compileQuery(s.query as APIProxyQuery), s.label, s.consume);
     },

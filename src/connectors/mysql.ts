@@ -585,6 +585,7 @@ export function makeMysqlConnector(): Connector {
           );
         }
         const records = await runStatement(c, p, state);
+        r.settled?.({ label: p.st.label, durationMs: performance.now() - started });
         r.log.info(
           { query: p.st.label, ms: Math.round(performance.now() - started), ...(p.st.consume ? { records } : {}) },
           'statement done',

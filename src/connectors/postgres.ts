@@ -472,6 +472,7 @@ async function runStatements(run: ConnectorRun, client: PoolClient, prepared: re
         throw failed(st.label, err);
       }
       const ms = Math.round(performance.now() - t0);
+      run.settled?.({ label: st.label, durationMs: performance.now() - t0 });
       log.info({ query: st.label, ms }, 'statement succeeded');
       log.debug({ query: st.label, statement: st.text, rows }, 'statement details');
     }

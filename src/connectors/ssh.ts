@@ -597,6 +597,7 @@ export function makeSshConnector(): Connector {
           if (log.isLevelEnabled('debug')) log.debug({ query: p.label, command: p.command }, 'running SSH command');
           const started = performance.now();
           await execute(session, p, run);
+          run.settled?.({ label: p.label, durationMs: performance.now() - started });
           if (log.isLevelEnabled('info')) log.info({ query: p.label, ms: Math.round(performance.now() - started) }, 'command succeeded');
         }
       } catch (err) {

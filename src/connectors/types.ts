@@ -46,6 +46,11 @@ export interface ConnectorRun {
   readonly mask: Mask;
   /** The statements of `type`, in run order. */
   readonly statements: readonly RunStatement[];
+  /**
+   * Report each statement (or HTTP query) that settled, for metrics; no personal data. A connector
+   * that reports only successes leaves the failure to the engine, which reports one when `run` throws.
+   */
+  readonly settled?: (e: { readonly label: string; readonly durationMs: number; readonly outcome?: 'ok' | 'error'; readonly status?: number }) => void;
 }
 
 /** What --dry-run shows for one statement; sends nothing. */

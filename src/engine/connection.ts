@@ -56,6 +56,8 @@ export async function runConnectionQueries(
   );
   timer.unref();
   const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
+  const started = performance.now();
+  let failureReported = false;
   try {
     const connector = await ctx.connectors.get(conn.connector_type);
     const secret = await ctx.secrets.get(conn.credentials_location);
@@ -86,12 +88,20 @@ export async function runConnectionQueries(
       maxObjectBytes: ctx.maxObjectBytes,
       mask: makeMask([...Object.values(identifiers), ...Object.values(secret)]),
       statements,
+      settled: (e) => {
+        if (e.outcome === 'error') failureReported = true;
+        ctx.hooks.querySettled?.({ connection: conn.name, type, durationMs: e.durationMs, outcome: e.outcome ?? 'ok', status: e.status });
+      },
     });
     if (type === 'identifiers') out.identifiers = Object.fromEntries([...found].map(([n, v]) => [n, [...v]]));
     return out;
   } catch (err) {
     const e = signal.aborted && !isAgentError(err) ? signal.reason : err;
     if (isAgentError(e, ErrorCodes.JOB_TIMEOUT)) ctx.hooks.timedOut?.({ connection: conn.name, type });
+    // A connector that reports only its successes (databases, SSH) leaves the failure to be reported here.
+    if (!failureReported) {
+      ctx.hooks.querySettled?.({ connection: conn.name, type, durationMs: performance.now() - started, outcome: 'error' });
+    }
     throw e;
   } finally {
     clearTimeout(timer);

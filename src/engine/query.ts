@@ -13,6 +13,7 @@ import type { Logger } from '../logger.js';
 import type { TemplateValues } from '../templates.js';
 import { compileQuery, pointerOf, type CompiledQuery } from './compile.js';
 import type { EngineHooks } from './connection.js';
+import type { ConnectorRun } from '../connectors/types.js';
 import { makeMask, type Mask } from './mask.js';
 import { makePager } from './paginate.js';
 import { readResponse, type RecordConsumer } from './read.js';
@@ -45,6 +46,8 @@ export interface ConnectionRun {
   readonly ctx: ApiProxyContext;
   readonly signal: AbortSignal;
   readonly log: Logger;
+  /** Reports each settled query (metrics). */
+  readonly settled?: ConnectorRun['settled'];
 }
 
 /** A mask for everything sensitive the run has seen: identifiers, the secret's values, tokens. */
@@ -129,7 +132,7 @@ async function send(
  * Returns the number of records read. Throws PAGINATION_LIMIT when more than max_pages pages are needed.
  */
 export async function runQuery(run: ConnectionRun, q: CompiledQuery, label: string, consume?: RecordConsumer): Promise<number> {
-  const { ctx, conn, type } = run;
+  const { ctx, type } = run;
   const started = performance.now();
   // Bindings passed per line rather than a child logger per query: child() runs redaction setup,
   // which showed in the engine's profile.
@@ -162,11 +165,11 @@ export async function runQuery(run: ConnectionRun, q: CompiledQuery, label: stri
     }
     const durationMs = performance.now() - started;
     if (run.log.isLevelEnabled('info')) run.log.info({ ...where, status, ms: Math.round(durationMs) }, 'query succeeded');
-    ctx.hooks.querySettled?.({ connection: conn.name, type, durationMs, outcome: 'ok', status });
+    run.settled?.({ label, durationMs, outcome: 'ok', status });
     return records;
   } catch (err) {
     const e = run.signal.aborted ? (run.signal.reason ?? err) : err;
-    ctx.hooks.querySettled?.({ connection: conn.name, type, durationMs: performance.now() - started, outcome: 'error', status: (e as AgentError).status });
+    run.settled?.({ label, durationMs: performance.now() - started, outcome: 'error', status: (e as AgentError).status });
     throw e;
   }
 }
