@@ -13,6 +13,9 @@ import { makeTestAgent, connection, query, type TestAgent } from './helpers/agen
 import { startTarget, json, type Target } from './helpers/target.js';
 import { makeLocalSink } from '../src/storage/local.js';
 import { listConfigProblems } from '../src/config/validate.js';
+import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { startSshServer } from './helpers/ssh-server.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 let agent: TestAgent | undefined;
@@ -152,6 +155,33 @@ describe('database connections through the engine', () => {
     // Health checks: no test queries configured, so a trivial round trip.
     const health = await agent.engine.test([postgres.name as string, mysqlConn.name as string]);
     expect(health.map((h) => h.healthy)).toEqual([true, true]);
+  });
+
+  it("runs DataGrail's Redshift (Postgres protocol, `database` key) and SSH examples", async () => {
+    const pgDb = await postgresDb();
+    const ssh = await startSshServer();
+    cleanups.push(() => ssh.close());
+    // The SSH host's export script: prints the person's records as a JSON array on stdout.
+    const dir = mkdtempSync(join(tmpdir(), 'dsr-ssh-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const script = join(dir, 'dsr-export');
+    writeFileSync(script, `#!/bin/sh\nif [ "$1" = access ]; then printf '[{"email": "%s", "plan": "gold"}]' "$2"; else echo "deleted $2" >&2; fi\n`);
+    chmodSync(script, 0o755);
+    const redshift = dbConnection('Redshift', { access: ['SELECT email, phone FROM customers WHERE email = %(email)s'] }, 'rs', ['privacy/access']);
+    const sshConn = dbConnection('SSH', { access: [`${script} access {email}`], delete: [`${script} delete {email}`] }, 'ssh', ['privacy/access', 'privacy/delete']);
+    agent = makeTestAgent([redshift, sshConn], {
+      secrets: {
+        rs: { user: 'postgres', password: '', host: '127.0.0.1', port: '5432', database: pgDb, sslmode: 'disable' },
+        ssh: ssh.secret(),
+      },
+    });
+    const out = join(agent.dir, 'out');
+    const access = await agent.engine.run({ type: 'access', identifiers: { email: PETER } }, { sink: makeLocalSink(out) });
+    expect(access.status).toBe('succeeded');
+    expect(readFileSync(join(out, redshift.uuid as string, 'report_1.csv'), 'utf8')).toBe(`email,${PETER}\nphone,+1 555 0100\n`);
+    expect(readFileSync(join(out, sshConn.uuid as string, 'report_1.csv'), 'utf8')).toBe(`email,${PETER}\nplan,gold\n`);
+    expect((await agent.engine.run({ type: 'delete', identifiers: { email: "x'; touch /tmp/pwned #" } })).status).toBe('succeeded');
+    expect(ssh.execs.at(-1)!.command).toBe(`${script} delete 'x'\\''; touch /tmp/pwned #'`);
   });
 
   it('a hostile identifier is one bound value: it matches nothing and changes nothing', async () => {
