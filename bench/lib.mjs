@@ -175,10 +175,29 @@ export const BENCH_SECRETS = {
   'bench-client': { client_id: 'bench', client_secret: 'bench-client-secret-0123456789' },
 };
 
-/** Write a config and its JSONFile secrets to a new temp folder; returns { dir, file, cleanup }. */
-export function writeConfigDir(config) {
+/**
+ * A database connection (connector_type `Postgres`, `MySQL`, `Redshift`) with the given access
+ * statements (SQL with pyformat placeholders such as `%(email)s`); its secret is at `credentials_location`.
+ */
+export function databaseConnection(i, type, access, credentialsLocation) {
+  return {
+    name: `bench-${type.toLowerCase()}-${String(i).padStart(2, '0')}`,
+    uuid: `00000000-0000-4000-9000-${String(i).padStart(12, '0')}`,
+    capabilities: ['privacy/access'],
+    mode: 'live',
+    connector_type: type,
+    queries: { access },
+    credentials_location: credentialsLocation,
+  };
+}
+
+/**
+ * Write a config and its JSONFile secrets (BENCH_SECRETS plus `secrets`, name → secret) to a new
+ * temp folder; returns { dir, file, cleanup }.
+ */
+export function writeConfigDir(config, secrets = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'dsr-bench-'));
-  writeFileSync(join(dir, 'secrets.json'), JSON.stringify(BENCH_SECRETS));
+  writeFileSync(join(dir, 'secrets.json'), JSON.stringify({ ...BENCH_SECRETS, ...secrets }));
   const file = join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
   return { dir, file, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
@@ -196,15 +215,15 @@ export function benchConfig(connections, extra = {}) {
 
 /**
  * Build the agent's engine from ../dist, as the CLI and the service do: validated frozen config,
- * JSONFile secrets behind the TTL cache, pino at ERROR. `dist` picks another build (default DIST).
- * Returns { engine, config, cleanup }.
+ * JSONFile secrets behind the TTL cache, pino at ERROR. `dist` picks another build (default DIST);
+ * `secrets` (name → secret) are added to BENCH_SECRETS. Returns { engine, config, cleanup }.
  */
-export async function makeBenchEngine(rawConfig, { dispatcher, hooks, dist = DIST } = {}) {
+export async function makeBenchEngine(rawConfig, { dispatcher, hooks, dist = DIST, secrets: extraSecrets } = {}) {
   const { validateConfig } = await import(join(dist, 'config/validate.js'));
   const { makeSecretsSource, makeSecretsCache } = await import(join(dist, 'credentials/index.js'));
   const { makeLogger } = await import(join(dist, 'logger.js'));
   const { makeEngine } = await import(join(dist, 'engine/index.js'));
-  const dir = writeConfigDir(rawConfig);
+  const dir = writeConfigDir(rawConfig, extraSecrets);
   const config = validateConfig(rawConfig);
   const secrets = makeSecretsCache(makeSecretsSource(config.platform.credentials_manager, dir.dir), { ttlMs: 300_000 });
   const logger = makeLogger({ level: 'ERROR' });

@@ -1,15 +1,15 @@
 #!/usr/bin/env node
-// `npm run bench [-- --quick] [-- --only engine,flatten,memory,service,envelope]`: run each case in its own
+// `npm run bench [-- --quick] [-- --only engine,flatten,memory,service,envelope,sql]`: run each case in its own
 // process (clean heap, no JIT or GC state carried between cases), print a table, and write
 // bench/results/latest.json. docs/PERFORMANCE.md explains the cases and the figures.
-// For experiments: --out FILE writes elsewhere; --agent-node-flags="..." goes to the memory and envelope cases;
+// For experiments: --out FILE writes elsewhere; --agent-node-flags="..." goes to the memory, envelope and sql cases;
 // DSR_BENCH_DIST=/path/to/other/dist measures another build.
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BENCH, parseArgs, runChildJson } from './lib.mjs';
 
-const CASES = ['engine', 'flatten', 'memory', 'service', 'envelope'];
+const CASES = ['engine', 'flatten', 'memory', 'service', 'envelope', 'sql'];
 const args = parseArgs();
 const only = args.only ? String(args.only).split(',') : CASES;
 for (const c of only) {
@@ -21,7 +21,7 @@ for (const c of only) {
 const quick = Boolean(args.quick);
 const caseArgs = quick ? ['--quick'] : [];
 const agentFlags = typeof args['agent-node-flags'] === 'string' ? [`--agent-node-flags=${args['agent-node-flags']}`] : [];
-const extraArgs = { memory: agentFlags, envelope: agentFlags };
+const extraArgs = { memory: agentFlags, envelope: agentFlags, sql: agentFlags };
 // flatten holds a 200 MB body, its text and its parse at once: give it room whatever the machine's default.
 const nodeArgs = { flatten: ['--expose-gc', '--max-old-space-size=4096'] };
 
@@ -48,6 +48,7 @@ const REQUIRED = {
   memory: ['peak_rss_mib_100mib', 'peak_rss_mib_1gib'],
   service: ['embedded_jobs_per_s', 'accept_p99_ms', 'redis_1_jobs_per_s', 'redis_2_jobs_per_s', 'redis_scaling'],
   envelope: ['envelope_mb_per_s', 'bare_mb_per_s', 'throughput_ratio', 'envelope_peak_rss_mib', 'bare_peak_rss_mib', 'pages', 'records', 'logins'],
+  sql: ['agent_rows_per_s', 'raw_rows_per_s', 'ratio', 'baseline_rows_per_s', 'baseline_ratio', 'agent_peak_rss_mib', 'raw_peak_rss_mib', 'rows'],
 };
 const meta = {
   date: new Date().toISOString(),
@@ -134,6 +135,20 @@ if (env) {
   row('envelope', 'peak RSS (MiB), enveloped', env.envelope_peak_rss_mib, '<= 256', check(env.envelope_peak_rss_mib, (x) => x <= 256));
   row('envelope', 'peak RSS (MiB), bare', env.bare_peak_rss_mib);
   row('envelope', `heap held by the job's ${env.records} report locations (MiB)`, env.report_list_mib);
+}
+const q = results.sql;
+if (q) {
+  if (q.skipped) row('sql', 'PostgreSQL', `skipped (${q.skipped})`);
+  else {
+    row('sql', `agent rows/s (${q.rows.toLocaleString('en-US')} rows, one report each)`, q.agent_rows_per_s);
+    row('sql', 'raw pg-cursor rows/s (same rows, batches of 1000)', q.raw_rows_per_s);
+    row('sql', 'ratio agent/raw', q.ratio);
+    row('sql', 'baseline ratio agent/(raw + JSON.stringify)', q.baseline_ratio);
+    row('sql', 'CPU per row agent / raw / baseline (µs)', `${q.agent_cpu_us_per_row} / ${q.raw_cpu_us_per_row} / ${q.baseline_cpu_us_per_row}`);
+    row('sql', 'peak RSS (MiB), agent', q.agent_peak_rss_mib, '<= 256', check(q.agent_peak_rss_mib, (x) => x <= 256));
+    row('sql', 'peak RSS (MiB), raw', q.raw_peak_rss_mib);
+    row('sql', `heap held by the job's ${q.rows} report locations (MiB)`, q.report_list_mib);
+  }
 }
 for (const [name, msg] of Object.entries(failures)) row(name, 'failed', msg);
 
