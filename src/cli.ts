@@ -43,7 +43,7 @@ program
   .description('check the config; print one line per connection (exit 2 listing every problem)')
   .action(async (_o, cmd: Command) => {
     const logger = makeLogger({ level: env.logLevel });
-    const { loaded } = await makeAgent(sources(cmd.optsWithGlobals()), logger);
+    const { loaded } = await makeAgent(sources(cmd.optsWithGlobals()), logger, undefined, env);
     out.write(`config OK: ${loaded.source}\n`);
     for (const c of loaded.config.connections) {
       out.write(`  ${c.name} (${c.uuid}) ${c.connector_type} mode=${c.mode} capabilities=${c.capabilities.join(',')}\n`);
@@ -57,7 +57,7 @@ program
   .option('--json', 'print JSON on stdout')
   .action(async (o: { connection?: string[]; json?: boolean }, cmd: Command) => {
     const logger = makeLogger({ level: env.logLevel });
-    const agent = await makeAgent(sources(cmd.optsWithGlobals()), logger);
+    const agent = await makeAgent(sources(cmd.optsWithGlobals()), logger, undefined, env);
     const results = await agent.engine.test(o.connection);
     await agent.engine.close();
     if (o.json) out.write(JSON.stringify({ connections: results }, null, 2) + '\n');
@@ -86,7 +86,7 @@ program
       throw new AgentError(ErrorCodes.BAD_REQUEST, `unknown request type '${type}'; use one of ${REQUEST_TYPES.join(', ')}`);
     }
     const logger = makeLogger({ level: env.logLevel });
-    const agent = await makeAgent(sources(cmd.optsWithGlobals()), logger);
+    const agent = await makeAgent(sources(cmd.optsWithGlobals()), logger, undefined, env);
     const req = { type: type as RequestType, identifiers: o.identifier, connections: o.connection };
     if (o.dryRun) {
       const plan = await agent.engine.plan(req);

@@ -136,13 +136,13 @@ export type Connection = APIProxyConnection | StatementConnection;
 
 /** Credentials manager settings (platform.credentials_manager). */
 export interface CredentialsManagerConfig {
-  readonly provider: 'AWSSecretsManager' | 'AWSSSMParameterStore' | 'JSONFile';
+  readonly provider: 'AWSSecretsManager' | 'AWSSSMParameterStore' | 'JSONFile' | 'AzureKeyVault' | 'GCP';
   readonly options?: Readonly<Record<string, unknown>>;
 }
 
 /** Result storage settings (platform.storage_manager). */
 export interface StorageManagerConfig {
-  readonly provider: 'AWSS3' | 'Local';
+  readonly provider: 'AWSS3' | 'Local' | 'AzureBlob' | 'GCPCloudStore' | 'BackblazeB2';
   readonly options?: Readonly<Record<string, unknown>>;
 }
 

@@ -4,7 +4,9 @@
  */
 import { type ConfigProblem, makeConfigError } from '../errors.js';
 import { normalizeConfig } from './normalize.js';
-import { sortProblems } from './problems.js';
+import { isObject, sortProblems } from './problems.js';
+import { checkCredentialsManager } from '../credentials/index.js';
+import { checkStorageManager } from '../storage/index.js';
 import { checkSchema } from './schema-check.js';
 import { checkSemantics } from './semantic-check.js';
 import type { AgentConfig } from './types.js';
@@ -14,7 +16,13 @@ import type { AgentConfig } from './types.js';
  * (array indices numerically). Empty when the config is valid.
  */
 export function listConfigProblems(raw: unknown): ConfigProblem[] {
-  return sortProblems([...checkSchema(raw), ...checkSemantics(raw)]);
+  const platform = isObject(raw) && isObject(raw.platform) ? raw.platform : {};
+  // Provider options: the same checks `serve` runs when it builds the providers.
+  const providers = [
+    ...(isObject(platform.credentials_manager) ? checkCredentialsManager(platform.credentials_manager) : []),
+    ...(isObject(platform.storage_manager) ? checkStorageManager(platform.storage_manager) : []),
+  ];
+  return sortProblems([...checkSchema(raw), ...checkSemantics(raw), ...providers]);
 }
 
 /**

@@ -1,73 +1,50 @@
-/** Building the configured credentials provider. */
-import { resolve } from 'node:path';
+/** The credentials providers (one module each) and building the configured one. */
 import type { CredentialsManagerConfig } from '../config/types.js';
-import { AgentError, ErrorCodes } from '../errors.js';
-import { makeJsonFileSource } from './json-file.js';
+import { makeConfigError, type ConfigProblem } from '../errors.js';
+import { readEnv } from '../env.js';
+import { awsSecretsManagerProvider, awsSsmProvider } from './aws.js';
+import { azureKeyVaultProvider } from './azure-key-vault.js';
+import { gcpSecretManagerProvider } from './gcp-secret-manager.js';
+import { jsonFileProvider } from './json-file.js';
+import type { CredentialsProvider, CredentialsProviderContext } from './provider.js';
 import type { SecretsSource } from './source.js';
 
 export type { Secret, SecretsCache, SecretsSource, SecretsCacheOptions } from './source.js';
+export type { CredentialsProvider, CredentialsProviderContext } from './provider.js';
 export { makeSecretsCache } from './source.js';
 
-/** Provider names accepted in platform.credentials_manager.provider. */
-export const CREDENTIALS_PROVIDERS: readonly CredentialsManagerConfig['provider'][] = [
-  'AWSSecretsManager',
-  'AWSSSMParameterStore',
-  'JSONFile',
+/** Every credentials manager, by its `provider` name; the schema's enum is checked against these names in a test. */
+export const CREDENTIALS_PROVIDERS: readonly CredentialsProvider[] = [
+  awsSecretsManagerProvider,
+  awsSsmProvider,
+  jsonFileProvider,
+  azureKeyVaultProvider,
+  gcpSecretManagerProvider,
 ];
 
-/**
- * A source whose provider module is imported on first use: the AWS SDK clients take ~0.5 s to load,
- * which a `dsr-agent validate` or a JSONFile setup should not pay.
- */
-function lazySource(load: () => Promise<SecretsSource>): SecretsSource {
-  let source: Promise<SecretsSource> | undefined;
-  return { get: async (location) => (await (source ??= load())).get(location) };
-}
+const AT = '/platform/credentials_manager';
 
-function optionalString(options: Readonly<Record<string, unknown>>, key: string): string | undefined {
-  const value = options[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value === '') {
-    throw new AgentError(
-      ErrorCodes.CONFIG_INVALID,
-      `platform.credentials_manager.options.${key} must be a non-empty string (got ${typeof value === 'string' ? 'an empty string' : typeof value}).`,
-    );
-  }
-  return value;
-}
-
-/**
- * Build the configured provider (no cache: wrap it with makeSecretsCache). baseDir: folder that a
- * JSONFile's relative filename resolves against. Options read: `region` (AWS providers, default the SDK's
- * chain), `filename` (JSONFile, required). A bad option or an unknown provider throws AgentError(CONFIG_INVALID).
- */
-export function makeSecretsSource(cfg: CredentialsManagerConfig, baseDir: string): SecretsSource {
+/** Every problem with platform.credentials_manager's provider and options, with JSON paths ([] when fine). */
+export function checkCredentialsManager(cfg: { provider?: unknown; options?: unknown }): ConfigProblem[] {
+  const provider = CREDENTIALS_PROVIDERS.find((p) => p.name === cfg.provider);
+  if (!provider) return []; // the schema names the supported providers
   const options = cfg.options ?? {};
-  switch (cfg.provider) {
-    case 'AWSSecretsManager': {
-      const region = optionalString(options, 'region');
-      return lazySource(async () => (await import('./aws-secrets-manager.js')).makeAwsSecretsManagerSource({ region }));
-    }
-    case 'AWSSSMParameterStore': {
-      const region = optionalString(options, 'region');
-      return lazySource(async () => (await import('./aws-ssm.js')).makeAwsSsmSource({ region }));
-    }
-    case 'JSONFile': {
-      const filename = optionalString(options, 'filename');
-      if (filename === undefined) {
-        throw new AgentError(
-          ErrorCodes.CONFIG_INVALID,
-          'platform.credentials_manager.options.filename is missing: JSONFile needs the path of its JSON file ' +
-            '(relative to the config file\'s folder, or absolute).',
-        );
-      }
-      return makeJsonFileSource({ path: resolve(baseDir, filename) });
-    }
-    default:
-      throw new AgentError(
-        ErrorCodes.CONFIG_INVALID,
-        `platform.credentials_manager.provider ${JSON.stringify((cfg as { provider: unknown }).provider)} is not ` +
-          `supported: use one of ${CREDENTIALS_PROVIDERS.join(', ')}.`,
-      );
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) return []; // the schema reports it
+  return provider.check(options as Record<string, unknown>).map((p) => ({ path: `${AT}/options${p.field ? `/${p.field}` : ''}`, message: p.message }));
+}
+
+/**
+ * Build the configured provider's source (no cache: wrap it with makeSecretsCache). Options are
+ * checked as `validate` checks them: a problem throws AgentError(CONFIG_INVALID) listing all.
+ */
+export function makeSecretsSource(cfg: CredentialsManagerConfig, ctx: CredentialsProviderContext | string): SecretsSource {
+  // A bare folder (tests, tools): no cloud settings, as with an empty environment.
+  const context: CredentialsProviderContext = typeof ctx === 'string' ? { baseDir: ctx, env: readEnv({}) } : ctx;
+  const problems = checkCredentialsManager(cfg);
+  const provider = CREDENTIALS_PROVIDERS.find((p) => p.name === cfg.provider);
+  if (!provider) {
+    problems.push({ path: `${AT}/provider`, message: `is not supported: use one of ${CREDENTIALS_PROVIDERS.map((p) => p.name).join(', ')}` });
   }
+  if (problems.length) throw makeConfigError(problems);
+  return provider!.make(cfg.options ?? {}, context);
 }

@@ -3,6 +3,8 @@ import { readFile as fsReadFile } from 'node:fs/promises';
 import { AgentError, ErrorCodes } from '../errors.js';
 import { assertSecret, describeJsonKind, jsonErrorPosition } from './secret.js';
 import type { SecretsSource } from './source.js';
+import { resolve } from 'node:path';
+import { makeOptionChecker, type CredentialsProvider } from './provider.js';
 
 /** Options of {@link makeJsonFileSource}. */
 export interface JsonFileOptions {
@@ -82,3 +84,16 @@ export function makeJsonFileSource(options: JsonFileOptions): SecretsSource {
     },
   };
 }
+
+/** JSONFile as a provider: option `filename` (required; relative to the config file's folder). */
+export const jsonFileProvider: CredentialsProvider = {
+  name: PROVIDER,
+  check(options) {
+    const c = makeOptionChecker(options, ['filename'], PROVIDER);
+    c.string('filename', true, 'secrets.json');
+    return c.problems;
+  },
+  make(options, ctx) {
+    return makeJsonFileSource({ path: resolve(ctx.baseDir, options.filename as string) });
+  },
+};

@@ -45,7 +45,7 @@ export function deriveTokenKey(clientSecret: string): Uint8Array {
 export async function startService(opts: ServeOptions): Promise<Service> {
   const logger = makeLogger({ level: opts.agentEnv.logLevel, destination: 1 });
   const metrics = makeMetrics();
-  const { loaded, secrets, engine } = await makeAgent(opts, logger, metrics.engineHooks);
+  const { loaded, secrets, engine } = await makeAgent(opts, logger, metrics.engineHooks, opts.agentEnv);
   const { config, baseDir, source } = loaded;
   const dataDir = resolve(opts.cwd, opts.agentEnv.dataDir ?? 'data');
   if (!config.datagrail_agent_credentials_location) {
@@ -55,7 +55,7 @@ export async function startService(opts: ServeOptions): Promise<Service> {
   if (!client.client_id || !client.client_secret) {
     throw new AgentError(ErrorCodes.SECRET_INVALID, `the secret at ${config.datagrail_agent_credentials_location} must hold "client_id" and "client_secret"`);
   }
-  const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir, s3EndpointOverride: opts.agentEnv.awsEndpointOverride });
+  const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir, env: opts.agentEnv });
   const queue = makeJobQueue({ redisUrl: config.redis_url, dataDir, logger, name: config.agent.queue_name, lockMs: config.agent.job_lock_seconds * 1000 });
   const readiness = makeReadiness({ engine, storage, secrets, config, logger, intervalMs: config.agent.readiness_interval_seconds * 1000 });
   const callback = config.callback_url && config.datagrail_credentials_location

@@ -1,9 +1,10 @@
 /** Reports on the local file system. */
+import { makeOptionChecker, type StorageProvider } from './provider.js';
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AgentError, ErrorCodes } from '../errors.js';
-import { assertPrefix, assertSafeSegment, reportFileName } from './paths.js';
+import { assertPrefix, assertSafeSegment, checkPrefix, reportFileName } from './paths.js';
 import type { ReportSink, ReportStorage } from './sink.js';
 
 // Reports hold personal data: readable by the agent's user only.
@@ -106,3 +107,25 @@ export function makeLocalStorage(options: { directory: string; prefix?: string }
     },
   };
 }
+
+/** Local: options `directory` (required; relative to the config file's folder) and `prefix`. */
+export const localProvider: StorageProvider = {
+  name: 'Local',
+  check(options) {
+    const c = makeOptionChecker(options, ['directory', 'prefix'], 'Local');
+    const directory = options.directory;
+    if (directory === undefined || directory === '') {
+      c.add('directory', 'is required for Local: set it to the folder that receives reports (relative paths resolve against the config folder)');
+    } else if (typeof directory !== 'string') {
+      c.add('directory', 'must be a string: a folder path');
+    }
+    checkPrefix(options.prefix, c.add);
+    return c.problems;
+  },
+  make(options, ctx) {
+    return makeLocalStorage({
+      directory: resolve(ctx.baseDir, options.directory as string),
+      ...(options.prefix !== undefined ? { prefix: options.prefix as string } : {}),
+    });
+  },
+};

@@ -62,3 +62,11 @@ export function assertPrefix(prefix: string | undefined): string {
   }
   return normalized;
 }
+
+/** Check the `prefix` option shared by every storage provider. */
+export function checkPrefix(prefix: unknown, add: (field: string, message: string) => void): void {
+  if (prefix === undefined) return;
+  if (typeof prefix !== 'string' || prefix.trim() === '') add('prefix', 'must be a non-empty string; set it or remove it');
+  else if (normalizePrefix(prefix) === undefined) add('prefix', `is invalid: ${PREFIX_RULE}`);
+}
+

@@ -32,6 +32,8 @@ export interface S3StorageOptions {
   timeoutMs?: number;
   /** A ready client (tests, custom credentials); when given, region and forcePathStyle are ignored. */
   client?: S3Client;
+  /** What a failure message advises checking (S3-compatible services have their own). Default: AWS's. */
+  hint?: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 30 * 1000; // 30 s
@@ -101,7 +103,7 @@ export function makeS3Storage(options: S3StorageOptions): ReportStorage {
       return await run(signal);
     } catch (err) {
       const reason = signal.aborted ? `no answer within ${timeoutMs} ms` : s3Reason(err);
-      throw new AgentError(ErrorCodes.STORAGE_ERROR, `Could not ${what} s3://${bucket}/${key}: ${reason}. ${S3_HINT}`, {
+      throw new AgentError(ErrorCodes.STORAGE_ERROR, `Could not ${what} s3://${bucket}/${key}: ${reason}. ${options.hint ?? S3_HINT}`, {
         cause: err,
       });
     }

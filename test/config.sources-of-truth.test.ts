@@ -1,0 +1,26 @@
+/** Each enum and default the schemas document is the one the code defines (one source of truth). */
+import { describe, it, expect } from '@jest/globals';
+import { readSchemas } from '../src/config/schemas.js';
+import { CONNECTOR_TYPES, PAGINATE_STYLES, RUNNABLE_CONNECTOR_TYPES } from '../src/config/types.js';
+import { CREDENTIALS_PROVIDERS } from '../src/credentials/index.js';
+import { STORAGE_PROVIDERS } from '../src/storage/index.js';
+import { DEFAULT_FACTORIES } from '../src/connectors/index.js';
+
+const schemas = readSchemas() as Record<string, any>;
+const platform = schemas['agent-config.schema.json'].properties.platform.properties;
+
+describe('schemas against the code', () => {
+  it('connector_type lists every connector type, and every runnable type but APIProxy has a module', () => {
+    expect(schemas['connection.schema.json'].properties.connector_type.enum).toEqual([...CONNECTOR_TYPES]);
+    expect(Object.keys(DEFAULT_FACTORIES).sort()).toEqual(RUNNABLE_CONNECTOR_TYPES.filter((t) => t !== 'APIProxy').sort());
+  });
+
+  it('the credentials and storage providers are the registered ones', () => {
+    expect(platform.credentials_manager.properties.provider.enum).toEqual(CREDENTIALS_PROVIDERS.map((p) => p.name));
+    expect(platform.storage_manager.properties.provider.enum).toEqual(STORAGE_PROVIDERS.map((p) => p.name));
+  });
+
+  it('paginate styles are the pagers the engine has', () => {
+    expect(schemas['apiproxy-query.schema.json'].properties.paginate.properties.style.enum).toEqual([...PAGINATE_STYLES]);
+  });
+});
