@@ -13,13 +13,13 @@
  * @azure/storage-blob and @azure/identity are imported on the first `put()` or `check()`, so agents that
  * store reports elsewhere never load them.
  */
-import { randomUUID } from 'node:crypto';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { AgentEnv } from '../env.js';
 import { AgentError, ErrorCodes, makeConfigError } from '../errors.js';
-import { assertPrefix, assertSafeSegment, checkPrefix, reportFileName } from './paths.js';
+import { assertPrefix, checkPrefix } from './paths.js';
 import { makeOptionChecker, type OptionProblem, type StorageProvider, type StorageProviderContext } from './provider.js';
-import type { ReportSink, ReportStorage } from './sink.js';
+import type { ReportStorage } from './sink.js';
+import { makeObjectStorage } from './object-store.js';
 
 /** Options of {@link makeAzureBlobStorage}. */
 export interface AzureBlobStorageOptions {
@@ -177,7 +177,6 @@ export function makeAzureBlobStorage(options: AzureBlobStorageOptions): ReportSt
   const account = (connectionString && connectionStringAccount(connectionString)) || options.account;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const base = `azure://${account}/${container}`;
-  const keyOf = (...segments: string[]) => [...(prefix ? [prefix] : []), ...segments].join('/');
 
   let client: Promise<ContainerClient> | undefined;
   const containerClient = (): Promise<ContainerClient> => {
@@ -239,25 +238,12 @@ export function makeAzureBlobStorage(options: AzureBlobStorageOptions): ReportSt
       }),
     );
 
-  return {
-    description: prefix ? `${base}/${prefix}` : base,
-    forJob(jobId) {
-      assertSafeSegment(jobId, 'job id');
-      return {
-        async put(connectionUuid, n, csv) {
-          assertSafeSegment(connectionUuid, 'connection uuid');
-          const key = keyOf(jobId, connectionUuid, reportFileName(n));
-          await upload(key, csv);
-          return `${base}/${key}`;
-        },
-      } satisfies ReportSink;
-    },
-    async check() {
-      const key = keyOf(`.dsr-agent-probe-${randomUUID()}`);
-      await upload(key, 'probe');
-      await send('delete the probe blob', key, (c, abortSignal) => c.getBlockBlobClient(key).delete({ abortSignal }));
-    },
-  };
+  return makeObjectStorage({
+    base: base,
+    prefix,
+    put: (key, body) => upload(key, body).then(() => undefined),
+    delete: (key) => send('delete the probe blob', key, (c, abortSignal) => c.getBlockBlobClient(key).delete({ abortSignal })).then(() => undefined),
+  });
 }
 
 /**

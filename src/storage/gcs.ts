@@ -13,13 +13,13 @@
  * on GCE/GKE/Cloud Run, or gcloud's). With STORAGE_EMULATOR_HOST set (e.g. http://127.0.0.1:4443), requests
  * go to that emulator, unauthenticated, as the SDK does for any custom endpoint.
  */
-import { randomUUID } from 'node:crypto';
 import type { Bucket, StorageOptions } from '@google-cloud/storage';
 import type { AgentEnv } from '../env.js';
 import { AgentError, ErrorCodes } from '../errors.js';
-import { assertPrefix, assertSafeSegment, checkPrefix, reportFileName } from './paths.js';
+import { assertPrefix, checkPrefix } from './paths.js';
 import { makeOptionChecker, type StorageProvider } from './provider.js';
-import type { ReportSink, ReportStorage } from './sink.js';
+import type { ReportStorage } from './sink.js';
+import { makeObjectStorage } from './object-store.js';
 
 const NAME = 'GCPCloudStore';
 const KEYS = ['bucket', 'project_id', 'prefix', 'kms_key_name'] as const;
@@ -141,7 +141,6 @@ export function makeGcsStorage(options: GcsStorageOptions): ReportStorage {
   const { bucket, projectId, kmsKeyName, gcp } = options;
   const prefix = assertPrefix(options.prefix);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const keyOf = (...segments: string[]) => [...(prefix ? [prefix] : []), ...segments].join('/');
 
   let loading: Promise<Bucket> | undefined;
   const bucketHandle = (): Promise<Bucket> => {
@@ -186,25 +185,12 @@ export function makeGcsStorage(options: GcsStorageOptions): ReportStorage {
       }),
     );
 
-  return {
-    description: prefix ? `gs://${bucket}/${prefix}` : `gs://${bucket}`,
-    forJob(jobId) {
-      assertSafeSegment(jobId, 'job id');
-      return {
-        async put(connectionUuid, n, csv) {
-          assertSafeSegment(connectionUuid, 'connection uuid');
-          const key = keyOf(jobId, connectionUuid, reportFileName(n));
-          await putObject(key, csv);
-          return `gs://${bucket}/${key}`;
-        },
-      } satisfies ReportSink;
-    },
-    async check() {
-      const key = keyOf(`.dsr-agent-probe-${randomUUID()}`);
-      await putObject(key, 'probe');
-      await send('delete the probe object', key, (b) => b.file(key).delete());
-    },
-  };
+  return makeObjectStorage({
+    base: `gs://${bucket}`,
+    prefix,
+    put: (key, body) => putObject(key, body).then(() => undefined),
+    delete: (key) => send('delete the probe object', key, (b) => b.file(key).delete()).then(() => undefined),
+  });
 }
 
 /**

@@ -1,5 +1,4 @@
 /** Reports in an AWS S3 bucket (or an S3-compatible server). */
-import { randomUUID } from 'node:crypto';
 import {
   DeleteObjectCommand,
   PutObjectCommand,
@@ -8,8 +7,9 @@ import {
   type ServerSideEncryption,
 } from '@aws-sdk/client-s3';
 import { AgentError, ErrorCodes } from '../errors.js';
-import { assertPrefix, assertSafeSegment, reportFileName } from './paths.js';
-import type { ReportSink, ReportStorage } from './sink.js';
+import { assertPrefix } from './paths.js';
+import type { ReportStorage } from './sink.js';
+import { makeObjectStorage } from './object-store.js';
 
 /** Server-side encryption for stored reports; "none" sends no encryption header (the bucket default applies). */
 export type S3Encryption = 'AES256' | 'aws:kms' | 'none';
@@ -95,7 +95,6 @@ export function makeS3Storage(options: S3StorageOptions): ReportStorage {
           ServerSideEncryption: sse as ServerSideEncryption,
           ...(sse === 'aws:kms' && options.kmsKeyId ? { SSEKMSKeyId: options.kmsKeyId } : {}),
         };
-  const keyOf = (...segments: string[]) => [...(prefix ? [prefix] : []), ...segments].join('/');
 
   async function send<T>(what: string, key: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const signal = AbortSignal.timeout(timeoutMs);
@@ -123,25 +122,10 @@ export function makeS3Storage(options: S3StorageOptions): ReportStorage {
       ),
     );
 
-  return {
-    description: prefix ? `s3://${bucket}/${prefix}` : `s3://${bucket}`,
-    forJob(jobId) {
-      assertSafeSegment(jobId, 'job id');
-      return {
-        async put(connectionUuid, n, csv) {
-          assertSafeSegment(connectionUuid, 'connection uuid');
-          const key = keyOf(jobId, connectionUuid, reportFileName(n));
-          await putObject(key, csv);
-          return `s3://${bucket}/${key}`;
-        },
-      } satisfies ReportSink;
-    },
-    async check() {
-      const key = keyOf(`.dsr-agent-probe-${randomUUID()}`);
-      await putObject(key, 'probe');
-      await send('delete the probe object', key, (abortSignal) =>
-        client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }),
-      );
-    },
-  };
+  return makeObjectStorage({
+    base: `s3://${bucket}`,
+    prefix,
+    put: (key, body) => putObject(key, body).then(() => undefined),
+    delete: (key) => send('delete the probe object', key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal })).then(() => undefined),
+  });
 }
