@@ -33,6 +33,8 @@ export interface CompiledQuery {
   readonly records?: Pointer;
   /** Values a valid response must hold. */
   readonly expect: ReadonlyArray<{ readonly at: Pointer; readonly value: unknown }>;
+  /** What the query itself reads from a response: its `expect` pointers, then GraphQL's `/errors`. */
+  readonly captures: readonly Pointer[];
   readonly paginate?: Paginate;
 }
 
@@ -66,6 +68,7 @@ export function compileQuery(query: APIProxyQuery): CompiledQuery {
     ...(body?.template.variables ?? []),
     ...(graphql?.variables.flatMap(([, t]) => t.variables) ?? []),
   ]);
+  const expect = Object.entries(query.expect ?? {}).map(([text, value]) => ({ at: pointerOf(text), value }));
   const compiled: CompiledQuery = {
     query,
     method: query.verb.toUpperCase(),
@@ -78,7 +81,8 @@ export function compileQuery(query: APIProxyQuery): CompiledQuery {
     variables,
     origin: originOf(query.url),
     records: query.records === undefined ? undefined : pointerOf(query.records),
-    expect: Object.entries(query.expect ?? {}).map(([text, value]) => ({ at: pointerOf(text), value })),
+    expect,
+    captures: [...expect.map((e) => e.at), ...(graphql ? [pointerOf('/errors')] : [])],
     paginate: query.paginate,
   };
   cache.set(query, compiled);

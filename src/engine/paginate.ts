@@ -34,8 +34,9 @@ export interface Pager {
   advance(page: PageRead): boolean;
 }
 
-/** One request, no pages. */
-const single = (): Pager => ({ captures: [], variables: () => ({}), nextUrl: () => undefined, advance: () => false });
+const NO_VARIABLES: Record<string, string> = Object.freeze({}) as Record<string, string>;
+/** One request, no pages; stateless, so one instance serves every query without `paginate`. */
+const SINGLE: Pager = Object.freeze({ captures: [], variables: () => NO_VARIABLES, nextUrl: () => undefined, advance: () => false });
 
 /** The value at a captured pointer as a count, or undefined when absent or not a number. */
 function countAt(v: unknown): number | undefined {
@@ -135,7 +136,7 @@ function link(): Pager {
 
 /** The pager for a query's `paginate` (normalized: defaults applied), or a single page without one. */
 export function makePager(p: Paginate | undefined): Pager {
-  if (!p) return single();
+  if (!p) return SINGLE;
   switch (p.style) {
     case 'page':
     case 'offset':

@@ -50,6 +50,8 @@ export interface ConnectionRun {
   readonly settled?: ConnectorRun['settled'];
 }
 
+const NO_TOKENS: readonly string[] = [];
+
 /** A mask for everything sensitive the run has seen: identifiers, the secret's values, tokens. */
 export function maskOf(run: ConnectionRun): Mask {
   return makeMask([...Object.values(run.identifiers), ...Object.values(run.secret), ...run.tokens.known()]);
@@ -81,7 +83,7 @@ async function send(
   secretRetry: boolean,
 ): Promise<{ res: Dispatcher.ResponseData; req: HttpRequest }> {
   const { ctx, signal } = run;
-  const names = tokensUsed(q.variables, run.tokens.names);
+  const names = run.tokens.names.size === 0 ? NO_TOKENS : tokensUsed(q.variables, run.tokens.names);
   let tokenRetried = false;
   let secretRefreshed = !secretRetry;
   for (;;) {
@@ -155,7 +157,7 @@ export async function runQuery(run: ConnectionRun, q: CompiledQuery, label: stri
         mask: () => maskOf(run),
       });
       records += read.records;
-      if (!pager.advance({ ...read, headers: res.headers, url: req.url })) break;
+      if (!q.paginate || !pager.advance({ ...read, headers: res.headers, url: req.url })) break;
       if (page >= maxPages) {
         throw new AgentError(
           ErrorCodes.PAGINATION_LIMIT,

@@ -39,7 +39,7 @@ export interface ResponseRead {
   readonly values: readonly unknown[];
 }
 
-const ERRORS: Pointer = { text: '/errors', tokens: ['errors'] };
+const NONE: readonly unknown[] = Object.freeze([]);
 
 /**
  * A valid status that carries no data: 204, or a non-2xx the config lists as valid (DataGrail's advice
@@ -75,10 +75,9 @@ export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuer
   const { body } = res;
   if (isNoData(res.statusCode)) {
     await discard(body, o);
-    return { records: 0, noData: true, values: o.captures.map(() => ABSENT) };
+    return { records: 0, noData: true, values: o.captures.length === 0 ? NONE : o.captures.map(() => ABSENT) };
   }
-  const own = [...q.expect.map((e) => e.at), ...(q.graphql ? [ERRORS] : [])];
-  const captures = [...o.captures, ...own];
+  const captures = o.captures.length === 0 ? q.captures : [...o.captures, ...q.captures];
   let records = 0;
   let values: unknown[] = [];
   try {
@@ -114,7 +113,7 @@ export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuer
     if (q.graphql && captured) assertNoGraphQLErrors(captured[captured.length - 1], o.mask());
     throw err;
   }
-  const mine = values.slice(o.captures.length);
+  const mine = o.captures.length === 0 ? values : values.slice(o.captures.length);
   if (q.graphql) assertNoGraphQLErrors(mine[mine.length - 1], o.mask());
   q.expect.forEach((e, i) => {
     if (!jsonEqual(mine[i], e.value)) {
@@ -129,7 +128,7 @@ export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuer
       );
     }
   });
-  return { records, noData: false, values: values.slice(0, o.captures.length) };
+  return { records, noData: false, values: o.captures.length === 0 ? NONE : values.slice(0, o.captures.length) };
 }
 
 /** GRAPHQL_ERRORS when `errors` is a non-empty array: each message and path, masked. */
