@@ -223,6 +223,29 @@ describe('database connections through the engine', () => {
     ]);
   });
 
+  it.each(['Peter  Gibbons', 'Peter\tGibbons', ' Peter Gibbons'])('masks a server message that quotes the identifier %j before reshaping it', async (name) => {
+    const pgDb = await postgresDb();
+    const postgres = dbConnection('Postgres', { access: ['SELECT %(name)s::uuid AS id'] }, 'pg', ['privacy/access']);
+    agent = makeTestAgent([postgres], { secrets: { pg: { user: 'postgres', password: '', host: '127.0.0.1', dbname: pgDb } } });
+    const result = await agent.engine.run({ type: 'access', identifiers: { email: PETER, name } }, { sink: { put: async () => 'r' } });
+    const error = result.connections[0]!.error!;
+    expect(error.code).toBe('DATABASE_ERROR');
+    expect(error.message).toMatch(/SQLSTATE 22P02.*"\*\*\*"/);
+    expect(error.message).not.toMatch(/Peter|Gibbons/);
+  });
+
+  it('masks an SSH command\'s stderr before taking its first line and trimming it', async () => {
+    const ssh = await startSshServer();
+    cleanups.push(() => ssh.close());
+    const conn = dbConnection('SSH', { delete: [`sh -c 'echo "$0 is not a customer" >&2; exit 3' {name}`] }, 'ssh', ['privacy/delete']);
+    agent = makeTestAgent([conn], { secrets: { ssh: ssh.secret() } });
+    const result = await agent.engine.run({ type: 'delete', identifiers: { email: PETER, name: '  Peter Gibbons' } });
+    const error = result.connections[0]!.error!;
+    expect(error.code).toBe('COMMAND_FAILED');
+    expect(error.message).toContain('*** is not a customer');
+    expect(error.message).not.toMatch(/Peter|Gibbons/);
+  });
+
   it('--dry-run lists each statement with its parameters by name, values masked, and opens no connection', async () => {
     const postgres = dbConnection('Postgres', { access: ['SELECT * FROM customers WHERE email = %(email)s AND phone = %(phone_number)s OR email = %(email)s'] }, 'pg', ['privacy/access']);
     // An unreachable port: planning must not connect.

@@ -238,7 +238,7 @@ interface ServerErrorLike {
 export function statementError(label: string, err: unknown, mask: Mask): AgentError {
   const e = (err && typeof err === 'object' ? err : {}) as ServerErrorLike;
   const code = errorCodeOf(err);
-  const text = (s: unknown): string => mask(String(s).replace(/\s+/g, ' ').trim()).slice(0, 2000);
+  const text = (s: unknown): string => mask(String(s)).replace(/\s+/g, ' ').trim().slice(0, 2000); // masked before anything reshapes it
   if (isSqlstate(code)) {
     let msg = `${label} failed: SQLSTATE ${code} (${conditionName(code)}): ${text(e.message)}`;
     if (e.detail) msg += `; DETAIL: ${text(e.detail)}`;
@@ -338,7 +338,7 @@ export function connectErrorMessage(connName: string, f: ConnectFailure, err: un
   const cond = isSqlstate(f.code) ? `SQLSTATE ${f.code} (${conditionName(f.code)})` : f.code;
   const raw = err instanceof Error ? err.message : '';
   // A server's text (role names, database names) is masked; it never holds the password.
-  const server = isSqlstate(f.code) && raw ? `: ${mask(raw.replace(/\s+/g, ' ').trim()).slice(0, 500)}` : '';
+  const server = isSqlstate(f.code) && raw ? `: ${mask(raw).replace(/\s+/g, ' ').trim().slice(0, 500)}` : '';
   const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
   return `connection "${connName}": could not connect (${cond}${server})${tries}; ${f.advice}`;
 }

@@ -440,8 +440,8 @@ async function closedOrDestroyed(session: Session, graceMs: number): Promise<voi
 
 /** The first non-blank line of `text`, masked, at most STDERR_LINE_MAX characters. */
 function firstLine(text: string, run: ConnectorRun): string {
-  const line = text.split(/\r?\n/).find((l) => l.trim() !== '')?.trim() ?? '';
-  const masked = run.mask(line);
+  // Masked before it is split or trimmed, so no reshaping can leave a piece of a value unmatched.
+  const masked = run.mask(text).split(/\r?\n/).find((l) => l.trim() !== '')?.trim() ?? '';
   const chars = [...masked];
   return chars.length > STDERR_LINE_MAX ? `${chars.slice(0, STDERR_LINE_MAX - 1).join('')}…` : masked;
 }

@@ -17,8 +17,8 @@ export const noMask: Mask = (text) => text;
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
- * Build a mask for these values. Each value is also masked in the forms a target is likely to
- * echo it in: JSON-escaped and percent-encoded. Longer values are replaced first, so a value
+ * Build a mask for these values, matched whatever their case. Each value is also masked in the
+ * forms a target is likely to echo it in: JSON-escaped, percent-encoded and form-encoded. Longer values are replaced first, so a value
  * containing another is masked whole.
  */
 export function makeMask(values: Iterable<unknown>): Mask {
@@ -28,12 +28,15 @@ export function makeMask(values: Iterable<unknown>): Mask {
     forms.add(v);
     forms.add(JSON.stringify(v).slice(1, -1));
     try {
-      forms.add(encodeURIComponent(v));
+      const encoded = encodeURIComponent(v);
+      forms.add(encoded);
+      forms.add(encoded.replace(/%20/g, '+')); // form encoding
     } catch {
       // a lone surrogate has no percent-encoded form
     }
   }
   if (forms.size === 0) return noMask;
-  const pattern = new RegExp([...forms].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|'), 'g');
+  // Case-insensitive: servers echo emails lower-cased.
+  const pattern = new RegExp([...forms].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|'), 'gi');
   return (text) => text.replace(pattern, '***');
 }

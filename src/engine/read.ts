@@ -60,10 +60,15 @@ export async function readPreview(body: Body, limit = 2048): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** Extra bytes read past a preview's end, so a value crossing the cut is masked whole before the cut. */
+const PREVIEW_LOOKAHEAD = 16 * 1024;
+
 /** A body nobody reads: logged (masked) at DEBUG, else discarded. */
 async function discard(body: Body, o: ReadOptions): Promise<void> {
-  if (o.log.isLevelEnabled('debug')) o.log.debug({ body: o.mask()(await readPreview(body)) }, 'response body (first 2 KiB)');
-  else await body.dump();
+  if (o.log.isLevelEnabled('debug')) {
+    const text = await readPreview(body, 2048 + PREVIEW_LOOKAHEAD);
+    o.log.debug({ body: o.mask()(text).slice(0, 2048) }, 'response body (first 2 KiB)');
+  } else await body.dump();
 }
 
 /**
@@ -135,9 +140,10 @@ export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuer
 function assertNoGraphQLErrors(errors: unknown, mask: Mask): void {
   if (!Array.isArray(errors) || errors.length === 0) return;
   const shown = errors.slice(0, 5).map((e) => {
-    const message = typeof e?.message === 'string' ? e.message.slice(0, 300) : 'no message';
-    const path = Array.isArray(e?.path) ? ` at ${e.path.map(String).join('.')}` : '';
-    return mask(`"${message}"${path}`);
+    // Masked whole, then shortened: a cut through a value would leave a piece the mask cannot match.
+    const message = typeof e?.message === 'string' ? cut(mask(e.message), 300) : 'no message';
+    const path = Array.isArray(e?.path) ? ` at ${cut(mask(e.path.map(String).join('.')), 200)}` : '';
+    return `"${message}"${path}`;
   });
   const more = errors.length > 5 ? `; and ${errors.length - 5} more` : '';
   throw new AgentError(
@@ -145,6 +151,9 @@ function assertNoGraphQLErrors(errors: unknown, mask: Mask): void {
     `the GraphQL response has ${errors.length} error${errors.length === 1 ? '' : 's'}: ${shown.join('; ')}${more}`,
   );
 }
+
+/** `text` shortened to `max` characters (a cut marked with …). */
+const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 /** JSON equality: same type and value, objects compared member by member whatever their order. */
 export function jsonEqual(a: unknown, b: unknown): boolean {
