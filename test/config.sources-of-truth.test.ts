@@ -24,3 +24,13 @@ describe('schemas against the code', () => {
     expect(schemas['apiproxy-query.schema.json'].properties.paginate.properties.style.enum).toEqual([...PAGINATE_STYLES]);
   });
 });
+
+describe('the name rule', () => {
+  it('the schemas accept exactly the names the templates and the job API accept', async () => {
+    const { NAME_PATTERN } = await import('../src/names.js');
+    const { readFileSync } = await import('node:fs');
+    const jobRequest = JSON.parse(readFileSync(new URL('../schemas/api/job-request.schema.json', import.meta.url), 'utf8'));
+    expect(schemas['connection.schema.json'].properties.tokens.propertyNames.pattern).toBe(NAME_PATTERN.source);
+    expect(JSON.stringify(jobRequest)).toContain(JSON.stringify(NAME_PATTERN.source));
+  });
+});

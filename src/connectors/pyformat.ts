@@ -4,6 +4,7 @@
  * parameter (`$1`, `$2`, … for Postgres and Redshift; `?` for MySQL), so an identifier value is
  * never part of the SQL text.
  */
+import { NAME_PATTERN } from '../names.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 
 /** A statement with its placeholders replaced for one driver, and the parameter names in order. */
@@ -16,7 +17,7 @@ export interface BoundStatement {
 /** How a driver writes its parameters. */
 export type ParameterStyle = 'dollar' | 'question';
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const NAME = NAME_PATTERN;
 
 /**
  * Why `sql` has no valid pyformat placeholders, or undefined. Problems: `%(` without `)s`, a name

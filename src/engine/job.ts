@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { NAME_PATTERN } from '../names.js';
 import { AgentError, ErrorCodes, asAgentError } from '../errors.js';
 import type { AgentConfig, RequestType } from '../config/types.js';
 import type { ReportSink } from '../storage/sink.js';
@@ -51,7 +52,7 @@ export interface RunJobOptions {
   progress?: JobProgress;
 }
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const NAME = NAME_PATTERN;
 
 /** Check a request's identifiers: a non-empty map of snake_case names to strings. Throws BAD_REQUEST. */
 export function assertIdentifiers(identifiers: unknown): asserts identifiers is Record<string, string> {

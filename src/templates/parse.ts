@@ -1,3 +1,4 @@
+import { NAME_PATTERN } from '../names.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 
 /** One piece of a parsed template: literal text (braces already unescaped) or a named placeholder. */
@@ -14,7 +15,7 @@ export interface Template {
 }
 
 /** What Python's str.format accepts as a plain field name, restricted to ASCII. */
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const NAME = NAME_PATTERN;
 const ONLY_NAMED = 'only named placeholders like {email} are supported';
 
 /** "column 12", or "line 2, column 5" for a multi-line template; 1-based, counted in characters. */
