@@ -13,6 +13,7 @@ import type {
   StatementQueries,
   CredentialsManagerConfig,
   Paginate,
+  RequestSourceConfig,
   StorageManagerConfig,
   TokenSpec,
 } from './types.js';
@@ -136,6 +137,18 @@ export function normalizeConfig(raw: Raw): AgentConfig {
   const platform = raw.platform as Raw;
   const config: AgentConfig = {
     connections: (raw.connections as Raw[]).map(normalizeConnection),
+    ...(raw.request_sources !== undefined && {
+      request_sources: (raw.request_sources as Raw[]).map((r) => ({
+        name: r.name as string,
+        type: r.type as RequestSourceConfig['type'],
+        credentials_location: r.credentials_location as string,
+        ...(r.headers !== undefined && { headers: { ...(r.headers as Record<string, string>) } }),
+        ...(r.tokens !== undefined && {
+          tokens: Object.fromEntries(Object.entries(r.tokens as Raw).map(([name, t]) => [name, normalizeToken(t as Raw)])),
+        }),
+        options: structuredClone((r.options as Raw | undefined) ?? {}),
+      })),
+    }),
     ...pick(raw, ['customer_domain', 'datagrail_agent_credentials_location', 'datagrail_credentials_location']),
     platform: {
       credentials_manager: normalizeProvider<CredentialsManagerConfig>(platform.credentials_manager as Raw),

@@ -172,9 +172,27 @@ export interface AgentOptions {
   readonly queue_name: string;
 }
 
+/** Request source types, each a module in src/sources/. */
+export const REQUEST_SOURCE_TYPES = ['Dastra', 'HTTP'] as const;
+export type RequestSourceType = (typeof REQUEST_SOURCE_TYPES)[number];
+
+/** A privacy platform the service polls for requests (top-level `request_sources`). */
+export interface RequestSourceConfig {
+  readonly name: string;
+  readonly type: RequestSourceType;
+  readonly credentials_location: string;
+  /** Header templates filled from the secret (and tokens). Default {}. */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly tokens?: Readonly<Record<string, TokenSpec>>;
+  /** The adapter's settings, checked by its module. Default {}. */
+  readonly options: Readonly<Record<string, unknown>>;
+}
+
 /** The whole agent config. */
 export interface AgentConfig {
   readonly connections: readonly Connection[];
+  /** Platforms to poll for requests (service only). Default []. */
+  readonly request_sources?: readonly RequestSourceConfig[];
   readonly customer_domain?: string;
   readonly datagrail_agent_credentials_location?: string;
   readonly datagrail_credentials_location?: string;

@@ -7,6 +7,7 @@ import { normalizeConfig } from './normalize.js';
 import { isObject, sortProblems } from './problems.js';
 import { checkCredentialsManager } from '../credentials/index.js';
 import { checkStorageManager } from '../storage/index.js';
+import { checkRequestSources } from '../sources/index.js';
 import { checkSchema } from './schema-check.js';
 import { checkSemantics } from './semantic-check.js';
 import type { AgentConfig } from './types.js';
@@ -22,7 +23,8 @@ export function listConfigProblems(raw: unknown): ConfigProblem[] {
     ...(isObject(platform.credentials_manager) ? checkCredentialsManager(platform.credentials_manager) : []),
     ...(isObject(platform.storage_manager) ? checkStorageManager(platform.storage_manager) : []),
   ];
-  return sortProblems([...checkSchema(raw), ...checkSemantics(raw), ...providers]);
+  const sources = isObject(raw) ? checkRequestSources(raw.request_sources) : [];
+  return sortProblems([...checkSchema(raw), ...checkSemantics(raw), ...providers, ...sources]);
 }
 
 /**

@@ -19,6 +19,7 @@ import { buildApp } from './app.js';
 import { makeCallbackSender } from './callback.js';
 import { makeMetrics } from './metrics.js';
 import { makeReadiness } from './readiness.js';
+import { makeSources } from '../sources/service.js';
 
 /** Options for {@link serve}. */
 export interface ServeOptions extends ConfigSources {
@@ -73,18 +74,32 @@ export async function startService(opts: ServeOptions): Promise<Service> {
     if (callback) void queue.waitFor(job.id, 60_000).then((view) => view && isFinal(view.status) && callback.send(view), () => undefined);
     return result;
   }, config.agent.job_concurrency);
+  const sources = makeSources({
+    config,
+    secrets,
+    queue,
+    storage: storage.description,
+    dataDir,
+    logger,
+    retry: { retries: config.agent.retries, minDelayMs: config.agent.retry_min_delay_ms, maxDelayMs: config.agent.retry_max_delay_ms },
+    hooks: metrics.sourceHooks,
+  });
+  readiness.setSources(() => sources.state());
   readiness.start();
 
   const tokenKey = deriveTokenKey(client.client_secret);
   const app = await buildApp({ config, engine, queue, storage, secrets, logger, metrics, tokenKey, readiness, version: VERSION });
   const address = await app.listen({ port: opts.port, host: opts.host ?? '0.0.0.0' });
   logger.info({ address, config: source, queue: config.redis_url ? 'redis' : 'embedded', storage: storage.description }, 'dsr-agent serving');
+  // Polling starts once the API listens: a request taken is a job the API can already answer for.
+  sources.start();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       logger.info({ graceSeconds: config.agent.shutdown_grace_seconds }, 'shutting down: draining jobs');
       readiness.setDraining();
+      await sources.stop();
       await queue.close(config.agent.shutdown_grace_seconds * 1000);
       readiness.stop();
       await app.close();

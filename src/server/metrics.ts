@@ -1,4 +1,5 @@
 /** Prometheus metrics for `dsr-agent serve` (prom-client, one private registry per service). */
+import type { SourceHooks } from '../sources/service.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RequestType } from '../config/types.js';
 import type { EngineHooks } from '../engine/index.js';
@@ -21,6 +22,8 @@ export interface Metrics {
   readonly registry: Registry;
   /** Pass to makeEngine({hooks}): query latency, retries and timeouts per connection. */
   readonly engineHooks: EngineHooks;
+  /** Pass to makeSources: dsr_source_polls_total{source,outcome}, dsr_source_requests_total{source,action}. */
+  readonly sourceHooks: SourceHooks;
   /** Count a job that reached a final state (dsr_jobs_total{type,status}). */
   jobFinished(type: RequestType, status: Extract<JobState, 'succeeded' | 'partial' | 'failed'>): void;
   /** Count a refused token request or bearer token (dsr_token_failures_total{reason}). */
@@ -71,6 +74,13 @@ export function makeMetrics(): Metrics {
   });
   const retries = new Counter({ name: 'dsr_query_retries_total', help: 'Query retries after a network error or a fail_retry_response_codes status.', labelNames: ['connection', 'type'] as const, registers: [registry] });
   const timeouts = new Counter({ name: 'dsr_query_timeouts_total', help: 'Query types that ran past job_timeout_seconds.', labelNames: ['connection', 'type'] as const, registers: [registry] });
+  const sourcePolls = new Counter({ name: 'dsr_source_polls_total', help: 'Polling rounds of a request source, by outcome.', labelNames: ['source', 'outcome'] as const, registers: [registry] });
+  const sourceRequests = new Counter({
+    name: 'dsr_source_requests_total',
+    help: 'What request sources did with requests: taken (jobs created), skipped (already written back), written_back, failed (write-backs).',
+    labelNames: ['source', 'action'] as const,
+    registers: [registry],
+  });
   const tokenFailures = new Counter({ name: 'dsr_token_failures_total', help: 'Refused token requests and bearer tokens, by reason.', labelNames: ['reason'] as const, registers: [registry] });
 
   return {
@@ -80,6 +90,12 @@ export function makeMetrics(): Metrics {
       querySettled: (e) => duration.observe({ connection: e.connection, type: e.type, outcome: e.outcome }, e.durationMs / 1000),
       retried: (e) => retries.inc({ connection: e.connection, type: e.type }),
       timedOut: (e) => timeouts.inc({ connection: e.connection, type: e.type }),
+    },
+    sourceHooks: {
+      polled: (source, outcome) => sourcePolls.inc({ source, outcome }),
+      requests: (source, r) => {
+        for (const action of ['taken', 'skipped', 'written_back', 'failed'] as const) if (r[action]) sourceRequests.inc({ source, action }, r[action]);
+      },
     },
     jobFinished: (type, status) => jobs.inc({ type, status }),
     tokenFailed: (reason) => tokenFailures.inc({ reason }),

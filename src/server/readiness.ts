@@ -24,6 +24,8 @@ export interface ReadinessSnapshot {
   checked_at?: string;
   /** config, credentials, storage, connections. */
   checks?: Record<string, CheckOutcome>;
+  /** Request sources: the latest poll of each (details only: a failing source does not make the replica unready). */
+  sources?: Record<string, unknown>;
 }
 
 /** The latest test-query outcome of one connection. */
@@ -49,6 +51,8 @@ export interface Readiness {
   lastTest(uuid: string): LastTest | null;
   /** Remember a test run elsewhere (POST /api/v1/connections/:uuid/test). */
   record(result: TestResult): void;
+  /** Where the request sources' states come from (shown under `sources`). */
+  setSources(states: () => Record<string, unknown>): void;
 }
 
 /** What readiness needs. */
@@ -82,6 +86,7 @@ export function makeReadiness(opts: ReadinessOptions): Readiness {
   const lastTests = new Map<string, LastTest>();
   let checks: Record<string, CheckOutcome> = { config: { ok: true }, credentials: PENDING, storage: PENDING, connections: PENDING };
   let checkedAt: string | undefined;
+  let sourceStates: (() => Record<string, unknown>) | undefined;
   let draining = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<ReadinessSnapshot> | undefined;
@@ -164,7 +169,8 @@ export function makeReadiness(opts: ReadinessOptions): Readiness {
   function snapshot(): ReadinessSnapshot {
     if (draining) return { status: 'draining' };
     const ok = Object.values(checks).every((c) => c.ok);
-    return { status: ok ? 'ok' : 'unavailable', ...(checkedAt ? { checked_at: checkedAt } : {}), checks };
+    const sources = sourceStates?.();
+    return { status: ok ? 'ok' : 'unavailable', ...(checkedAt ? { checked_at: checkedAt } : {}), checks, ...(sources && Object.keys(sources).length ? { sources } : {}) };
   }
 
   return {
@@ -188,5 +194,8 @@ export function makeReadiness(opts: ReadinessOptions): Readiness {
     refresh,
     lastTest: (uuid) => lastTests.get(uuid) ?? null,
     record,
+    setSources(states) {
+      sourceStates = states;
+    },
   };
 }
