@@ -120,6 +120,37 @@ program
     process.exitCode = result.connections.some((c) => c.status === 'failed') ? 1 : 0;
   });
 
+const sourcesCommand = program.command('sources').description('request sources (privacy platforms polled for requests): check them or run one round');
+sourcesCommand
+  .command('check')
+  .description('reach every request source and count its eligible requests per job type (no personal data); exit 1 if one fails')
+  .option('--source <name>', 'only this source')
+  .action(async (o: { source?: string }, cmd: Command) => {
+    const logger = makeLogger({ level: env.logLevel });
+    const agent = await makeAgent(sources(cmd.optsWithGlobals()), logger, undefined, env);
+    const { checkSources } = await import('./sources/cli.js');
+    const result = await checkSources(agent, logger, o.source);
+    await agent.engine.close();
+    out.write(JSON.stringify(result, null, 2) + '\n');
+    process.exitCode = result.ok ? 0 : 1;
+  });
+sourcesCommand
+  .command('poll')
+  .description('one polling round in the foreground: start the jobs of eligible requests, run them, write the outcomes back')
+  .option('--once', 'one round (the only mode; the service polls continuously)')
+  .option('--source <name>', 'only this source')
+  .option('--dry-run', 'list what would be started and written back, identifiers by name only; send nothing')
+  .action(async (o: { source?: string; dryRun?: boolean; once?: boolean }, cmd: Command) => {
+    if (!o.once) throw new AgentError(ErrorCodes.BAD_REQUEST, 'sources poll runs one round: pass --once (dsr-agent serve polls continuously)');
+    const logger = makeLogger({ level: env.logLevel });
+    const agent = await makeAgent(sources(cmd.optsWithGlobals()), logger, undefined, env);
+    const { pollSources } = await import('./sources/cli.js');
+    const result = await pollSources(agent, logger, { env, name: o.source, dryRun: o.dryRun });
+    await agent.engine.close();
+    out.write(JSON.stringify(result, null, 2) + '\n');
+    process.exitCode = result.ok ? 0 : 1;
+  });
+
 program
   .command('serve')
   .description('run the job API service (see README: Service)')

@@ -34,3 +34,13 @@ describe('the name rule', () => {
     expect(JSON.stringify(jobRequest)).toContain(JSON.stringify(NAME_PATTERN.source));
   });
 });
+
+describe('request source types', () => {
+  it('the schema lists the adapters the code has', async () => {
+    const { SOURCE_ADAPTERS } = await import('../src/sources/index.js');
+    const { REQUEST_SOURCE_TYPES } = await import('../src/config/types.js');
+    const schema = schemas['agent-config.schema.json'].$defs.requestSource.properties.type.enum;
+    expect(schema).toEqual([...REQUEST_SOURCE_TYPES]);
+    expect(SOURCE_ADAPTERS.map((a) => a.type)).toEqual([...REQUEST_SOURCE_TYPES]);
+  });
+});

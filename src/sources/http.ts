@@ -35,7 +35,7 @@ import { listConfigProblems, validateConfig } from '../config/validate.js';
 import { isObject, pointer, pointerSegments } from '../config/problems.js';
 import { queryVariables } from '../config/query-check.js';
 import { type APIProxyConnection, type APIProxyQuery, type RequestType } from '../config/types.js';
-import type { SecretsCache } from '../credentials/source.js';
+import type { Secret, SecretsCache } from '../credentials/source.js';
 import { assertNoCollisions } from '../connectors/apiproxy.js';
 import { compileQuery } from '../engine/compile.js';
 import type { EngineHooks } from '../engine/connection.js';
@@ -67,9 +67,20 @@ export interface HttpSourceOptions {
   readonly name: string;
   /** The source's `options`, as the config writes them; checked by {@link checkHttpSourceOptions} (CONFIG_INVALID). */
   readonly options: unknown;
-  /** Where the source's secret is read (its keys fill the templates, e.g. a personal access token). */
-  readonly secrets: SecretsCache;
-  readonly credentialsLocation: string;
+  /**
+   * Where the source's secret is read (its keys fill the templates, e.g. a personal access token):
+   * a secrets cache and the location (refreshed once after a 401/403 that a new login did not cure),
+   * or the secret itself (`secret`).
+   */
+  readonly secrets?: SecretsCache;
+  readonly credentialsLocation?: string;
+  /** The secret itself, instead of `secrets` and `credentialsLocation`. */
+  readonly secret?: Secret;
+  /**
+   * Tokens given next to `options` (a source config's own `tokens`), used when `options.tokens` is
+   * absent; checked like `options.tokens`.
+   */
+  readonly tokens?: unknown;
   readonly retry: RetryPolicy;
   /** For queries with verify_ssl "true". Default: undici's global dispatcher. */
   readonly dispatcher?: Dispatcher;
@@ -80,7 +91,7 @@ export interface HttpSourceOptions {
   /** Bound on one listing (every page) and on one write-back, logins and retries included. Default 300 s. */
   readonly timeoutMs?: number;
   /** Shared-token store (e.g. the engine's). Default: the source's own. */
-  readonly tokens?: TokenCache;
+  readonly tokenCache?: TokenCache;
   /** Default: a logger that writes nothing. */
   readonly logger?: Logger;
   readonly hooks?: EngineHooks;
@@ -102,8 +113,18 @@ interface Fields {
 
 /** A RequestSource reading a platform's requests through the declarative `list`, `fields` and `finish` queries. */
 export function makeHttpSource(opts: HttpSourceOptions): RequestSource {
-  const { name, secrets, credentialsLocation } = opts;
-  const problems = checkHttpSourceOptions(opts.options);
+  const { name } = opts;
+  const given = opts.options;
+  const both = isObject(given) && given.tokens !== undefined && opts.tokens !== undefined;
+  const options = isObject(given) && given.tokens === undefined && opts.tokens !== undefined ? { ...given, tokens: opts.tokens } : given;
+  const problems = [
+    ...(both ? [{ field: 'tokens', message: 'tokens are given both next to options and in options; keep one' }] : []),
+    ...checkHttpSourceOptions(options),
+  ];
+  const fixed = opts.secret;
+  if (!fixed && !(opts.secrets && opts.credentialsLocation !== undefined)) throw new TypeError('makeHttpSource needs `secret`, or `secrets` and `credentialsLocation`');
+  const credentialsLocation = opts.credentialsLocation ?? `source ${name}`;
+  const secrets: SecretsCache = fixed ? { get: async () => fixed, invalidate: () => undefined } : opts.secrets!;
   if (problems.length > 0) {
     const n = problems.length;
     const lines = problems.map((p) => `  ${p.field || '(options)'}: ${p.message}`);
@@ -111,7 +132,7 @@ export function makeHttpSource(opts: HttpSourceOptions): RequestSource {
       problems: problems.map((p): ConfigProblem => ({ path: pointer('options', ...(p.field === '' ? [] : p.field.split('.'))), message: p.message })),
     });
   }
-  const o = opts.options as Record<string, unknown>;
+  const o = options as Record<string, unknown>;
   const checked = validateConfig(syntheticConfig(o), `source '${name}'`).connections[0] as APIProxyConnection;
   // Its own uuid: shared tokens are keyed by it, so a shared store never mixes two sources.
   const conn: APIProxyConnection = { ...checked, name: `source ${name}`, uuid: randomUUID(), credentials_location: credentialsLocation };
@@ -130,7 +151,7 @@ export function makeHttpSource(opts: HttpSourceOptions): RequestSource {
     maxObjectBytes: opts.maxObjectBytes ?? 64 * 1024 * 1024,
     steps: [],
     hooks: opts.hooks ?? {},
-    tokens: opts.tokens ?? makeTokenCache(),
+    tokens: opts.tokenCache ?? makeTokenCache(),
   };
   const log = (opts.logger ?? makeLogger({ level: 'ERROR', destination: { write: () => undefined } })).child({ source: name });
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HTTP_SOURCE_TIMEOUT_MS;

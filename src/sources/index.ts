@@ -9,6 +9,8 @@ import type { Logger } from '../logger.js';
 import type { RetryPolicy } from '../engine/send.js';
 import { renderHeader, parseTemplate } from '../templates.js';
 import { checkDastraOptions, makeDastraSource } from './dastra.js';
+import { checkHttpSourceOptions, makeHttpSource } from './http.js';
+import type { TokenCache } from '../engine/tokens.js';
 import type { RequestSource } from './types.js';
 
 export type { RequestSource, PendingRequest, PendingJob, JobOutcome } from './types.js';
@@ -18,6 +20,8 @@ export interface SourceDeps {
   readonly secret: Secret;
   readonly retry: RetryPolicy;
   readonly logger: Logger;
+  /** The source's shared tokens, kept by the caller across rounds (so a poll does not log in again). */
+  readonly tokenCache?: TokenCache;
 }
 
 /** One request source type. */
@@ -59,8 +63,24 @@ const dastra: SourceAdapter = {
   },
 };
 
+const http: SourceAdapter = {
+  type: 'HTTP',
+  check: checkHttpSourceOptions,
+  make(cfg, deps) {
+    return makeHttpSource({
+      name: cfg.name,
+      options: cfg.options,
+      secret: deps.secret,
+      ...(cfg.tokens !== undefined && { tokens: cfg.tokens }),
+      retry: deps.retry,
+      logger: deps.logger,
+      ...(deps.tokenCache && { tokenCache: deps.tokenCache }),
+    });
+  },
+};
+
 /** Every request source type; the schema's enum is checked against these in a test. */
-export const SOURCE_ADAPTERS: readonly SourceAdapter[] = [dastra];
+export const SOURCE_ADAPTERS: readonly SourceAdapter[] = [dastra, http];
 
 /** The adapter of a type. */
 export function adapterOf(type: RequestSourceType): SourceAdapter | undefined {
@@ -97,9 +117,17 @@ export function checkRequestSources(raw: unknown): ConfigProblem[] {
         }
       }
     }
+    if (src.type === 'HTTP' && src.headers !== undefined) {
+      problems.push({ path: `${at}/headers`, message: 'an HTTP source sends the headers of its options.list and options.finish queries; move these headers there' });
+    }
+    if (src.type === 'Dastra' && src.tokens !== undefined) {
+      problems.push({ path: `${at}/tokens`, message: 'a Dastra source authenticates with its headers (e.g. Basic credentials); tokens apply to HTTP sources: remove them' });
+    }
     const adapter = SOURCE_ADAPTERS.find((a) => a.type === src.type);
     if (!adapter) return; // the schema lists the types
-    for (const p of adapter.check(src.options ?? {})) {
+    // HTTP sources check their tokens with their options (they may be given next to options).
+    const options = src.type === 'HTTP' && src.tokens !== undefined && typeof src.options === 'object' && src.options !== null ? { ...src.options, tokens: src.tokens } : src.options ?? {};
+    for (const p of adapter.check(options)) {
       const field = p.field ? `/${p.field.split('.').map((f) => f.replaceAll('~', '~0').replaceAll('/', '~1')).join('/')}` : '';
       problems.push({ path: `${at}/options${field}`, message: p.message });
     }

@@ -14,6 +14,7 @@ import type { RetryPolicy } from '../engine/send.js';
 import { adapterOf, pollIntervalOf } from './index.js';
 import { makeFileLedger, makeRedisLedger, type SourceLedger } from './ledger.js';
 import { makePoller, type PollReport } from './poller.js';
+import { makeTokenCache, type TokenCache } from '../engine/tokens.js';
 
 /** The latest state of one source, for /readyz details (no personal data). */
 export interface SourceState {
@@ -61,6 +62,12 @@ export function makeSources(opts: SourcesOptions): Sources {
   const running = new Set<Promise<unknown>>();
   let redis: Redis | undefined;
   let ledger: SourceLedger | undefined;
+  const tokenCaches = new Map<string, TokenCache>();
+  const tokenCacheOf = (name: string): TokenCache => {
+    let c = tokenCaches.get(name);
+    if (!c) tokenCaches.set(name, (c = makeTokenCache()));
+    return c;
+  };
   const ledgerOf = (): SourceLedger => {
     if (ledger) return ledger;
     if (opts.config.redis_url) {
@@ -74,7 +81,7 @@ export function makeSources(opts: SourcesOptions): Sources {
     const log = opts.logger.child({ source: cfg.name });
     try {
       const secret = await opts.secrets.get(cfg.credentials_location);
-      const source = adapterOf(cfg.type)!.make(cfg, { secret, retry: opts.retry, logger: log });
+      const source = adapterOf(cfg.type)!.make(cfg, { secret, retry: opts.retry, logger: log, tokenCache: tokenCacheOf(cfg.name) });
       const report = await makePoller({ source, queue: opts.queue, ledger: ledgerOf(), storage: opts.storage, logger: opts.logger }).pollOnce(signal);
       states.set(cfg.name, { ok: true, last_success: new Date().toISOString() });
       opts.hooks?.polled?.(cfg.name, 'ok');
