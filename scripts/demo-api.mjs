@@ -29,6 +29,11 @@ const TICKETS = {
   ],
 };
 const supportTokens = new Set();
+// A Dastra-shaped privacy platform (seed 002): one data subject request waiting for the agent.
+const DASTRA_AUTH = 'Basic ' + Buffer.from('demo-public:demo-private').toString('base64');
+const DSRS = [
+  { id: 101, state: 'Open', identityValidated: true, purposes: ['Access'], email: 'peter@initech.com', phoneNumber: null, userId: null, resolutionMessage: null, workspaceId: 1234 },
+];
 
 let ordersCalls = 0;
 const send = (res, status, body) => {
@@ -64,6 +69,23 @@ export function startDemoApi(port = Number(process.env.DEMO_API_PORT ?? 8765)) {
           return send(res, 200, PEOPLE[url.searchParams.get('customer_email')]?.orders ?? []);
         }
         if (url.pathname === '/orders/erase') return send(res, 202, {});
+      }
+      if (url.pathname.startsWith('/dastra/v1/ws/1234/DataSubjectRequests')) {
+        if (req.headers.authorization !== DASTRA_AUTH) return send(res, 401, { error: 'unauthorized' });
+        const id = Number(url.pathname.split('/')[6]);
+        if (!id && req.method === 'GET') {
+          const states = url.searchParams.getAll('states');
+          const items = DSRS.filter((d) => !states.length || states.includes(d.state));
+          return send(res, 200, { items, total: items.length, size: Number(url.searchParams.get('size') ?? 100), page: Number(url.searchParams.get('page') ?? 1) });
+        }
+        const i = DSRS.findIndex((d) => d.id === id);
+        if (i < 0) return send(res, 404, { error: 'not found' });
+        if (req.method === 'GET') return send(res, 200, DSRS[i]);
+        if (req.method === 'PUT') {
+          DSRS[i] = JSON.parse(raw);
+          console.error(`  (demo API: Dastra request ${id} updated: state ${DSRS[i].state}, resolutionMessage "${String(DSRS[i].resolutionMessage).slice(0, 60)}…")`);
+          return send(res, 200, DSRS[i]);
+        }
       }
       if (url.pathname.startsWith('/support')) {
         if (url.pathname === '/support/oauth/token' && req.method === 'POST') {

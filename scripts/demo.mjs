@@ -16,9 +16,9 @@ const env = { ...process.env, LOGLEVEL: process.env.LOGLEVEL ?? 'WARNING' };
 
 const step = (title) => console.log(`\n\x1b[1m== ${title}\x1b[0m`);
 // Async on purpose: the demo API runs in this process and must keep answering while the CLI runs.
-const run = (args) => {
+const run = (args, extraEnv = {}) => {
   console.log(`$ dsr-agent ${args.join(' ')}`);
-  const child = spawn(process.execPath, [cli, '--config', config, ...args], { stdio: 'inherit', env });
+  const child = spawn(process.execPath, [cli, '--config', config, ...args], { stdio: 'inherit', env: { ...env, ...extraEnv } });
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 };
 
@@ -45,6 +45,12 @@ try {
 
   step('a token flow: what an access request would send to the Support Desk (dry run: login first, token masked)');
   failed ||= (await run(['run', 'access', '--identifier', 'email=peter@initech.com', '--connection', 'Support Desk', '--dry-run'])) !== 0;
+
+  step('request sources: what the Dastra source would start (dry run), then one round that runs it and writes back');
+  rmSync(join(root, 'data/demo-sources'), { recursive: true, force: true });
+  const sourcesEnv = { DSR_AGENT_DATA_DIR: join(root, 'data/demo-sources') };
+  failed ||= (await run(['sources', 'poll', '--once', '--dry-run'], sourcesEnv)) !== 0;
+  failed ||= (await run(['sources', 'poll', '--once'], sourcesEnv)) !== 0;
 
   step('what a delete would send (dry run, secrets masked)');
   failed ||= (await run(['run', 'delete', '--identifier', 'email=peter@initech.com', '--dry-run'])) !== 0;
