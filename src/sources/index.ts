@@ -63,13 +63,22 @@ const dastra: SourceAdapter = {
   },
 };
 
+/** An HTTP source's `headers` go with both of its queries (a query's own header of the same name wins). */
+function withSourceHeaders(cfg: RequestSourceConfig): Record<string, unknown> {
+  const o = cfg.options as Record<string, unknown>;
+  if (!cfg.headers) return o;
+  const merge = (q: unknown) =>
+    q && typeof q === 'object' ? { ...q, headers: { ...cfg.headers, ...((q as { headers?: Record<string, string> }).headers ?? {}) } } : q;
+  return { ...o, list: merge(o.list), ...(o.finish !== undefined && { finish: merge(o.finish) }) };
+}
+
 const http: SourceAdapter = {
   type: 'HTTP',
   check: checkHttpSourceOptions,
   make(cfg, deps) {
     return makeHttpSource({
       name: cfg.name,
-      options: cfg.options,
+      options: withSourceHeaders(cfg),
       secret: deps.secret,
       ...(cfg.tokens !== undefined && { tokens: cfg.tokens }),
       retry: deps.retry,
@@ -116,9 +125,6 @@ export function checkRequestSources(raw: unknown): ConfigProblem[] {
           problems.push({ path: `${at}/headers/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`, message: (err as Error).message });
         }
       }
-    }
-    if (src.type === 'HTTP' && src.headers !== undefined) {
-      problems.push({ path: `${at}/headers`, message: 'an HTTP source sends the headers of its options.list and options.finish queries; move these headers there' });
     }
     if (src.type === 'Dastra' && src.tokens !== undefined) {
       problems.push({ path: `${at}/tokens`, message: 'a Dastra source authenticates with its headers (e.g. Basic credentials); tokens apply to HTTP sources: remove them' });
