@@ -44,3 +44,18 @@ describe('request source types', () => {
     expect(SOURCE_ADAPTERS.map((a) => a.type)).toEqual([...REQUEST_SOURCE_TYPES]);
   });
 });
+
+describe('the id rule', () => {
+  it('the job API schema, the queue and storage use one id rule', async () => {
+    const { ID_PATTERN } = await import('../src/names.js');
+    const { isJobId } = await import('../src/queue/common.js');
+    const { isSafeSegment } = await import('../src/storage/paths.js');
+    const { readFileSync } = await import('node:fs');
+    const jobRequest = JSON.parse(readFileSync(new URL('../schemas/api/job-request.schema.json', import.meta.url), 'utf8'));
+    expect(jobRequest.properties.id.pattern).toBe(ID_PATTERN.source);
+    for (const id of ['a', 'dg-req.42', 'x'.repeat(128), '.', '..', 'a..b', 'x'.repeat(129), 'has space', '../up']) {
+      expect([id, isJobId(id)]).toEqual([id, isSafeSegment(id)]);
+      expect([id, isJobId(id)]).toEqual([id, ID_PATTERN.test(id)]);
+    }
+  });
+});

@@ -32,7 +32,8 @@ describe('bad job requests get a 4xx saying what to fix', () => {
     ['a line break in an identifier value', { type: 'access', identifiers: { email: 'a@b.c\r\nX-Evil: 1' } }, 'body/identifiers/email must not contain control characters (CR, LF, NUL, ...)'],
     ['an unknown property', { type: 'access', identifiers: { email: 'a@b.c' }, connection: ['x'] }, "body has an unknown property 'connection'; remove it or check its spelling"],
     ['an empty connections list', { type: 'access', identifiers: { email: 'a@b.c' }, connections: [] }, 'body/connections must have at least 1 item; omit it to use every live connection'],
-    ['a bad client id', { type: 'access', identifiers: { email: 'a@b.c' }, id: 'has space' }, 'body/id must match ^[A-Za-z0-9._-]{1,128}$'],
+    ['a bad client id', { type: 'access', identifiers: { email: 'a@b.c' }, id: 'has space' }, 'body/id must be 1-128 characters of A-Z, a-z, 0-9, ".", "_" or "-", without ".." (it becomes a file name and a URL segment)'],
+    ['a client id with ".."', { type: 'access', identifiers: { email: 'a@b.c' }, id: 'a..b' }, 'body/id must be 1-128 characters of A-Z, a-z, 0-9, ".", "_" or "-", without ".." (it becomes a file name and a URL segment)'],
   ])('%s', async (_what, body, message) => {
     const res = await send(JSON.stringify(body));
     expect(res.status).toBe(400);

@@ -123,6 +123,20 @@ describe('POST /api/v1/jobs and GET /api/v1/jobs/:id', () => {
     expectSeedReports((await res.json()) as JobView);
   });
 
+  it('one rule for job ids: a 128-character id is accepted and its Location answers; 129 characters or ".." are a 400', async () => {
+    const id = `dg-${'x'.repeat(125)}`;
+    const res = await post({ type: 'delete', identifiers: { email: EMAIL }, id });
+    expect(res.status).toBe(202);
+    const location = res.headers.get('location')!;
+    expect(location).toBe(`/api/v1/jobs/${id}`);
+    expect((await getJob(id)).status).toBe(200);
+    expect((await post({ type: 'delete', identifiers: { email: EMAIL }, id: `${id}y` })).status).toBe(400);
+    expect((await post({ type: 'delete', identifiers: { email: EMAIL }, id: 'a..b' })).status).toBe(400);
+    const long = await getJob('y'.repeat(300));
+    expect(long.status).toBe(400);
+    expect(await long.text()).not.toContain('y'.repeat(300));
+  });
+
   it('answers 404 for an unknown job id and 400 for an impossible one', async () => {
     const res = await getJob('no-such-job');
     expect(res.status).toBe(404);

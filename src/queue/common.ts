@@ -1,20 +1,21 @@
 /** What both queues share: job ids, turning a processor's outcome into a final record, and timing helpers. */
 import { randomUUID } from 'node:crypto';
 import { AgentError, ErrorCodes } from '../errors.js';
+import { ID_PATTERN } from '../names.js';
 import type { JobResult } from '../engine/index.js';
 import type { JobState, JobSubmission, JobView } from './types.js';
 
-const JOB_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const JOB_ID = ID_PATTERN;
 
 /** True when `id` is a valid job id (see {@link assertJobId}). */
 export function isJobId(id: unknown): id is string {
-  return typeof id === 'string' && JOB_ID.test(id) && id !== '.' && id !== '..';
+  return typeof id === 'string' && JOB_ID.test(id);
 }
 
 /** Check a client job id: 1–128 of `A-Z a-z 0-9 . _ -` (ids become file names and Redis keys). Throws BAD_REQUEST. */
 export function assertJobId(id: unknown): asserts id is string {
   if (!isJobId(id)) {
-    throw new AgentError(ErrorCodes.BAD_REQUEST, 'job id must be 1-128 characters of A-Z, a-z, 0-9, ".", "_" or "-"; omit it to get a random UUID');
+    throw new AgentError(ErrorCodes.BAD_REQUEST, 'job id must be 1-128 characters of A-Z, a-z, 0-9, ".", "_" or "-", without ".."; omit it to get a random UUID');
   }
 }
 

@@ -65,6 +65,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'http' }, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
+    // Above the longest valid job id (128): a longer one is the schema's 400, never a 414 before auth.
+    maxParamLength: 512,
     genReqId: () => randomUUID(),
   });
   app.setValidatorCompiler(makeValidatorCompiler(schemas));

@@ -2,6 +2,7 @@
  * How the job API answers failures: one `{"error", "message"}` shape, a 4xx for anything the client
  * can fix (with what to fix), a 500 with a generic message (details in the log) for anything else.
  */
+import { ID_PATTERN } from '../names.js';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isAgentError, ErrorCodes } from '../errors.js';
 
@@ -34,6 +35,9 @@ export function describeValidationIssue(issue: ValidationIssue, context: string)
     return `${where} has an invalid property name: identifier names are snake_case (letters, digits, underscores), e.g. user_id`;
   }
   if (issue.keyword === 'pattern' && p.pattern === NO_CONTROL_CHARS) return `${where} must not contain control characters (CR, LF, NUL, ...)`;
+  if (issue.keyword === 'pattern' && p.pattern === ID_PATTERN.source) {
+    return `${where} must be 1-128 characters of A-Z, a-z, 0-9, ".", "_" or "-", without ".." (it becomes a file name and a URL segment)`;
+  }
   switch (issue.keyword) {
     case 'enum':
       return `${where} must be one of ${(p.allowedValues as unknown[]).map(String).join(', ')}`;

@@ -1,11 +1,12 @@
 /** Validation of the names that become report paths and keys, shared by every storage provider. */
 import { AgentError, ErrorCodes } from '../errors.js';
+import { ID_PATTERN } from '../names.js';
 
-const SEGMENT = /^[A-Za-z0-9._-]{1,128}$/;
+const SEGMENT = ID_PATTERN;
 
 /** True when `value` is safe as one path segment: 1–128 of [A-Za-z0-9._-], not "." and without "..". */
 export function isSafeSegment(value: unknown): value is string {
-  return typeof value === 'string' && SEGMENT.test(value) && value !== '.' && !value.includes('..');
+  return typeof value === 'string' && SEGMENT.test(value);
 }
 
 /**

@@ -1,4 +1,5 @@
 /** POST /api/v1/jobs and GET /api/v1/jobs/:id. */
+import { ID_PATTERN } from '../../names.js';
 import type { FastifyInstance } from 'fastify';
 import type { AgentConfig, RequestType } from '../../config/types.js';
 import { assertIdentifiers, findConnection } from '../../engine/index.js';
@@ -81,7 +82,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRouteOptions): Pr
         description: 'Access reports are listed by location (file path or s3:// URL), never inlined. Identifiers are never returned.',
         tags: ['jobs'],
         security,
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' } } },
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: ID_PATTERN.source } } },
         response: { 200: ref('Job'), ...errors },
       },
     },
