@@ -23,6 +23,7 @@ describe('defaults', () => {
       shutdown_grace_seconds: 30,
       job_lock_seconds: 30,
       queue_name: 'dsr-agent',
+      metrics_require_auth: false,
     });
     const testQuery = (config.connections[0] as APIProxyConnection).queries.test![0];
     expect(testQuery.valid_response_codes).toEqual([200]);

@@ -60,8 +60,8 @@ describe('bad job requests get a 4xx saying what to fix', () => {
     }
   });
 
-  it('answers 404 for an unknown route with a pointer to the docs', async () => {
-    const res = await fetch(`${s.url}/api/v1/jobz`);
+  it('answers 404 for an unknown route with a pointer to the docs (to an authenticated client: see server.exposure)', async () => {
+    const res = await fetch(`${s.url}/api/v1/jobz`, { headers: { authorization: `Bearer ${await getToken(s.url)}` } });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: 'not_found', message: 'no route GET /api/v1/jobz; the API is described at /docs' });
   });

@@ -31,6 +31,7 @@ export const DEFAULT_AGENT_OPTIONS: AgentOptions = Object.freeze({
   shutdown_grace_seconds: 30,
   job_lock_seconds: 30,
   queue_name: 'dsr-agent',
+  metrics_require_auth: false,
 });
 
 /** Default of job_timeout_seconds: 5 minutes per query type per connection, as DataGrail's agent. */

@@ -170,6 +170,8 @@ export interface AgentOptions {
   readonly job_lock_seconds: number;
   /** Redis queue: the BullMQ queue name shared by one deployment's replicas. Default "dsr-agent". */
   readonly queue_name: string;
+  /** Require a bearer token (as /api/v1 does) on GET /metrics. Default false. */
+  readonly metrics_require_auth: boolean;
 }
 
 /** Request source types, each a module in src/sources/. */

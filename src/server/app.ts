@@ -72,9 +72,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(makeValidatorCompiler(schemas));
   for (const s of schemas) app.addSchema(s);
   app.setErrorHandler(apiErrorHandler);
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}; the API is described at /docs` }),
-  );
+  const bearer = config.datagrail_agent_credentials_location ? makeBearerHook(deps.tokenKey, metrics) : undefined;
+  app.setNotFoundHandler(async (request, reply) => {
+    // Under /api/v1 an unauthenticated client learns nothing, not even which routes exist: 401 first.
+    if (bearer && request.url.startsWith('/api/v1/')) {
+      await bearer(request, reply);
+      if (reply.sent) return reply;
+    }
+    return reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}; the API is described at /docs` });
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    // Job results, tokens and connection states are for the client that asked, never for a cache.
+    if (request.url.startsWith('/api/v1/')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -91,9 +103,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Name components after the schema files' $id (JobRequest, Job, ...) rather than def-0, def-1.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  // staticCSP: /docs is served with a Content-Security-Policy (scripts and styles from this origin only).
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 
-  await app.register(healthRoutes, { readiness: deps.readiness, metrics, version: deps.version });
+  await app.register(healthRoutes, { readiness: deps.readiness, metrics, version: deps.version, metricsAuth: config.agent.metrics_require_auth ? bearer : undefined });
   await app.register(tokenRoutes, {
     config,
     secrets: deps.secrets,
@@ -112,7 +125,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         }),
       );
     } else {
-      api.addHook('onRequest', makeBearerHook(deps.tokenKey, metrics));
+      api.addHook('onRequest', bearer!);
     }
     await api.register(jobRoutes, { config, queue: deps.queue });
     await api.register(connectionRoutes, { config, engine: deps.engine, readiness: deps.readiness });

@@ -1,5 +1,5 @@
 /** Unauthenticated operational routes: GET /, /healthz, /readyz, /metrics, /openapi.json. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Metrics } from '../metrics.js';
 import type { Readiness } from '../readiness.js';
 import { ref } from '../schemas.js';
@@ -9,6 +9,8 @@ export interface HealthRouteOptions {
   readiness: Readiness;
   metrics: Metrics;
   version: string;
+  /** When set (agent.metrics_require_auth), /metrics requires a bearer token like /api/v1. */
+  metricsAuth?: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 }
 
 /** Register the operational routes. */
@@ -27,10 +29,12 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRouteOption
     async () => ({ version }),
   );
 
-  app.get(
-    '/healthz',
+  // DataGrail's agent answers its health check at /api/v1/hc: the same liveness, so its deployment templates work unchanged.
+  for (const path of ['/healthz', '/api/v1/hc']) app.get(
+    path,
     {
       schema: {
+        hide: path !== '/healthz', // the alias is documented with /healthz, not as a route of its own
         summary: 'Liveness: 200 while the process can serve (no upstream I/O)',
         tags: ['operations'],
         response: { 200: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } } },
@@ -59,7 +63,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRouteOption
 
   app.get(
     '/metrics',
-    { schema: { summary: 'Prometheus metrics (text exposition format)', tags: ['operations'], produces: ['text/plain'] } },
+    { schema: { summary: 'Prometheus metrics (text exposition format)', tags: ['operations'], produces: ['text/plain'] }, ...(opts.metricsAuth && { onRequest: opts.metricsAuth }) },
     async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()),
   );
 
