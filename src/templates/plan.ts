@@ -1,8 +1,10 @@
 import type { Template } from './parse.js';
 
-/** Where a placeholder sits in a URL template: before the query (segment rules apply) or after. */
+/** Where a placeholder sits in a URL template: in the path (segment rules apply), after it, or in the scheme or authority. */
 export const URL_BEFORE_QUERY = 0;
 export const URL_QUERY_OR_FRAGMENT = 1;
+/** In the scheme, user info, host or port: only a secret may go there (it decides where the request goes). */
+export const URL_AUTHORITY = 2;
 
 /** Where a placeholder sits in a JSON skeleton. */
 export const JSON_VALUE = 0; // outside any string literal
@@ -77,7 +79,8 @@ function makeUrlScanner(): (literal: string) => number {
         k += 2;
       } else if (c === '/' || c === '\\') state = 'path';
     }
-    return state === 'query' || state === 'fragment' ? URL_QUERY_OR_FRAGMENT : URL_BEFORE_QUERY;
+    if (state === 'query' || state === 'fragment') return URL_QUERY_OR_FRAGMENT;
+    return state === 'start' || state === 'authority' ? URL_AUTHORITY : URL_BEFORE_QUERY;
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Template } from './parse.js';
-import { planOf, URL_BEFORE_QUERY } from './plan.js';
+import { planOf, URL_AUTHORITY, URL_BEFORE_QUERY } from './plan.js';
 import { invalidIdentifier, missingVariable, type TemplateValues } from './values.js';
 
 const hasOwn = Object.hasOwn;
@@ -47,8 +47,8 @@ function checkSegment(out: string, start: number, end: number, name: string): vo
 
 /**
  * Fill a URL template. Secrets go in as they are (e.g. a base URL); identifiers are
- * percent-encoded, so they can never change the scheme, host, path segments, query parameters or
- * fragment. An identifier that would leave a path segment empty, `.` or `..` throws
+ * percent-encoded, so they can never change the path segments, query parameters or fragment, and an
+ * identifier placeholder in the scheme or authority (`https://{tenant}.acme.com`) is refused. An identifier that would leave a path segment empty, `.` or `..` throws
  * AgentError(IDENTIFIER_INVALID); a name with no value throws AgentError(TEMPLATE_MISSING_VARIABLE).
  */
 export function renderUrl(t: Template, v: TemplateValues): string {
@@ -61,6 +61,14 @@ export function renderUrl(t: Template, v: TemplateValues): string {
     let value: string | undefined;
     if (hasOwn(secrets, name) && (value = secrets[name]) != null) out += value;
     else if (hasOwn(identifiers, name) && (value = identifiers[name]) != null) {
+      // A request value (identifier, token, cursor) never decides where the request goes.
+      if (url[i] === URL_AUTHORITY) {
+        throw invalidIdentifier(
+          name,
+          'would fill the scheme or host of the URL, which would let a request value choose where credentials are sent: ' +
+            'only a secret key may go there; move the placeholder to the path or query',
+        );
+      }
       const encoded = percentEncode(String(value), name);
       if (url[i] === URL_BEFORE_QUERY && encoded.length <= MAX_DOT_SEGMENT) {
         (checks ??= []).push(i, out.length, out.length + encoded.length);
