@@ -20,15 +20,41 @@ export function parseLogLevel(name: string): pino.Level | undefined {
   return LEVELS[name.trim().toUpperCase()];
 }
 
-/** Keys that hold credentials: always redacted, at every level. */
-const SECRET_PATHS = [
-  'secret', '*.secret', 'secrets', '*.secrets',
-  'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization',
-  'client_secret', '*.client_secret', 'access_token', '*.access_token', 'token', '*.token',
-  'password', '*.password',
-];
-/** Keys that hold personal data: redacted unless the level is DEBUG. */
-const PERSONAL_PATHS = ['identifiers', '*.identifiers', 'body', '*.body', 'headers', '*.headers'];
+/** Keys that hold credentials: redacted at every level and at every depth (compared lower-cased). */
+export const SECRET_KEYS: ReadonlySet<string> = new Set([
+  'secret', 'secrets', 'credentials', 'authorization', 'proxy-authorization', 'cookie', 'set-cookie',
+  'x-api-key', 'api_key', 'apikey', 'client_secret', 'access_token', 'refresh_token', 'id_token', 'token',
+  'password', 'passphrase', 'private_key', 'personal_access_token',
+]);
+/** Keys that hold personal data: redacted below DEBUG, at every depth. */
+export const PERSONAL_KEYS: ReadonlySet<string> = new Set(['identifiers', 'body', 'headers']);
+const CENSOR = '[redacted]';
+const MAX_DEPTH = 8;
+
+/**
+ * `value` with every member named in `keys` (at any depth, case-insensitive) replaced by
+ * "[redacted]". Objects and arrays are copied only where something changed; deeper than 8 levels
+ * the rest is replaced (a log line has no business that deep).
+ */
+export function redactDeep(value: unknown, keys: ReadonlySet<string>, depth = 0): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= MAX_DEPTH) return CENSOR;
+  if (value instanceof Error) return value; // pino's err serializer runs first; a raw Error is left to it
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    value.forEach((v, i) => {
+      const r = redactDeep(v, keys, depth + 1);
+      if (r !== v) (out ??= [...value])[i] = r;
+    });
+    return out ?? value;
+  }
+  let out: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const r = keys.has(k.toLowerCase()) ? CENSOR : redactDeep(v, keys, depth + 1);
+    if (r !== v) (out ??= { ...(value as Record<string, unknown>) })[k] = r;
+  }
+  return out ?? value;
+}
 
 /** Options for {@link makeLogger}. */
 export interface LoggerOptions {
@@ -48,6 +74,7 @@ export function makeLogger(options: LoggerOptions = {}): Logger {
   const level = parseLogLevel(requested);
   const effective = level ?? 'info';
   const debug = effective === 'debug' || effective === 'trace';
+  const keys = debug ? SECRET_KEYS : new Set([...SECRET_KEYS, ...PERSONAL_KEYS]);
   const dest =
     typeof options.destination === 'object'
       ? options.destination
@@ -57,11 +84,20 @@ export function makeLogger(options: LoggerOptions = {}): Logger {
       level: effective,
       base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: debug ? SECRET_PATHS : [...SECRET_PATHS, ...PERSONAL_PATHS], censor: '[redacted]' },
+      formatters: {
+        level: (label) => ({ level: label }),
+        // pino's own redact reaches fixed paths; this reaches every depth (a header map inside an error inside a job).
+        log: (object) => redactDeep(object, keys) as Record<string, unknown>,
+      },
     },
     dest,
   );
+  // A child's bindings are serialized when it is made, outside formatters.log: redact them there.
+  // Children inherit this method from the root through their prototype, so grandchildren are covered.
+  const pinoChild = (Object.getPrototypeOf(logger) as { child: Logger['child'] }).child;
+  (logger as { child: Logger['child'] }).child = function (this: Logger, bindings, opts) {
+    return pinoChild.call(this, redactDeep(bindings, keys) as typeof bindings, opts);
+  } as Logger['child'];
   if (!level) logger.warn({ LOGLEVEL: requested }, 'unknown LOGLEVEL; using INFO (use DEBUG, INFO, WARNING or ERROR)');
   if (debug) {
     logger.warn(

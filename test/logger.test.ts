@@ -41,3 +41,29 @@ describe('logger', () => {
     expect(debugLine).not.toContain('c2VjcmV0');
   });
 });
+
+describe('redaction at every depth (issue 10)', () => {
+  const SECRET = 'c2VjcmV0LXZhbHVl';
+  it.each(['secret', 'credentials', 'authorization', 'Authorization', 'x-api-key', 'X-Api-Key', 'cookie', 'set-cookie', 'client_secret', 'access_token', 'refresh_token', 'token', 'password', 'passphrase', 'private_key', 'api_key'])(
+    'redacts %s at the top, nested three levels deep, inside arrays and in child bindings, at every level',
+    (key) => {
+      for (const level of ['INFO', 'DEBUG']) {
+        const c = capture(level);
+        c.logger.warn({ [key]: SECRET, a: { b: { c: { [key]: SECRET } } }, list: [{ deep: [{ [key]: SECRET }] }] }, 'x');
+        c.logger.child({ ctx: { [key]: SECRET } }).warn('y');
+        const text = JSON.stringify(c.lines());
+        expect([key, level, text.includes(SECRET)]).toEqual([key, level, false]);
+        expect(text).toContain('[redacted]');
+      }
+    },
+  );
+
+  it('redacts personal data at every depth below DEBUG, and shows it at DEBUG', () => {
+    const info = capture('INFO');
+    info.logger.info({ job: { request: { identifiers: { email: 'peter@initech.com' } } }, err: { response: { body: 'ssn 123' } } }, 'x');
+    expect(JSON.stringify(info.lines())).not.toMatch(/peter@initech\.com|ssn 123/);
+    const debug = capture('DEBUG');
+    debug.logger.debug({ job: { request: { identifiers: { email: 'peter@initech.com' } } } }, 'x');
+    expect(JSON.stringify(debug.lines())).toContain('peter@initech.com');
+  });
+});

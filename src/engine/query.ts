@@ -200,7 +200,7 @@ export async function fetchToken(run: ConnectionRun, name: string, spec: TokenSp
     }
     const said = read.values[1];
     const expiresAt = expiryOf(name, spec, value, said === ABSENT ? undefined : said, Date.now());
-    run.log.debug({ token: name, expiresInS: Number.isFinite(expiresAt) ? Math.round((expiresAt - Date.now()) / 1000) : null }, 'token fetched');
+    run.log.debug({ tokenName: name, expiresInS: Number.isFinite(expiresAt) ? Math.round((expiresAt - Date.now()) / 1000) : null }, 'token fetched');
     return { value, expiresAt };
   } catch (err) {
     if (signal.aborted || isAgentError(err, ErrorCodes.JOB_TIMEOUT) || isAgentError(err, ErrorCodes.CANCELLED) || isAgentError(err, ErrorCodes.TOKEN_FAILED)) throw err;
