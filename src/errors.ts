@@ -64,6 +64,8 @@ export const ErrorCodes = {
   CAPABILITY_MISSING: 'CAPABILITY_MISSING',
   /** Writing a report to storage failed. */
   STORAGE_ERROR: 'STORAGE_ERROR',
+  /** A client job id already names a job with another type, other identifiers or other connections. */
+  JOB_CONFLICT: 'JOB_CONFLICT',
   /** Bad command-line usage or a bad API request. */
   BAD_REQUEST: 'BAD_REQUEST',
   /** A bug or an unexpected failure; the log at DEBUG has the details. */

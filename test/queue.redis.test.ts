@@ -42,6 +42,16 @@ afterAll(async () => {
 const nextName = () => (name = `dsr-test-${process.pid}-${Date.now()}-${++n}`);
 
 describe('redis queue', () => {
+  it('refuses a client id reused for another request on any replica (JOB_CONFLICT), accepts the same request', async () => {
+    nextName();
+    const a = replica();
+    const b = replica();
+    await a.submit(sub('shared-1'));
+    await expect(b.submit({ id: 'shared-1', type: 'access', identifiers: { email: 'other@initech.example' } })).rejects.toMatchObject({ code: 'JOB_CONFLICT' });
+    await expect(b.submit({ id: 'shared-1', type: 'delete', identifiers: { email: EMAIL } })).rejects.toMatchObject({ code: 'JOB_CONFLICT' });
+    expect(await b.submit(sub('shared-1'))).toMatchObject({ created: false });
+  });
+
   it('deduplicates a client id across replicas, runs it once, and answers GET on another replica', async () => {
     nextName();
     const a = replica();

@@ -108,6 +108,22 @@ describe('POST /api/v1/jobs and GET /api/v1/jobs/:id', () => {
     expect(accessHits(email)).toBe(1);
   });
 
+  it('answers 409 when a client id is reused for another request, even from 20 parallel POSTs', async () => {
+    const posts = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => post({ type: 'delete', identifiers: { email: `p${i}@initech.com` }, id: 'conflict-1' })),
+    );
+    const statuses = posts.map((r) => r.status);
+    expect(statuses.filter((s) => s === 202)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 409)).toHaveLength(19);
+    const bodies = await Promise.all(posts.filter((r) => r.status === 409).map((r) => r.text()));
+    expect(JSON.parse(bodies[0]!)).toMatchObject({ error: 'conflict', message: expect.stringContaining("'conflict-1'") });
+    expect(bodies.join('\n')).not.toMatch(/p\d+@initech/);
+    // The same request again is fine; another type never is.
+    const winner = posts.findIndex((r) => r.status === 202);
+    expect((await post({ type: 'delete', identifiers: { email: `p${winner}@initech.com` }, id: 'conflict-1' })).status).toBe(202);
+    expect((await post({ type: 'optout', identifiers: { email: `p${winner}@initech.com` }, id: 'conflict-1' })).status).toBe(409);
+  });
+
   it('refuses an unknown connection with 404 naming it, before anything is queued', async () => {
     const res = await post({ type: 'delete', identifiers: { email: EMAIL }, connections: ['User Service', 'Nope Service'], id: 'never-queued' });
     expect(res.status).toBe(404);

@@ -107,3 +107,32 @@ export function makeWaiters(): Waiters {
     },
   };
 }
+
+/** What a stored job still knows of its request: identifiers and connections until it is final. */
+export interface StoredRequest {
+  readonly type: string;
+  readonly identifiers?: Readonly<Record<string, string>>;
+  readonly connections?: readonly string[];
+}
+
+const sameSet = (a: readonly string[] = [], b: readonly string[] = []) => a.length === b.length && [...a].sort().every((v, i) => v === [...b].sort()[i]);
+const sameMap = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>) =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => Object.hasOwn(b, k) && b[k] === v);
+
+/**
+ * Throw JOB_CONFLICT when a client id is reused for another request. The type always counts; the
+ * identifiers and connections count while the stored job still has them (they are dropped once it
+ * is final, so a retry of a finished job with other identifiers is not caught — nothing of them is kept).
+ */
+export function assertSameRequest(stored: StoredRequest, submission: JobSubmission, id: string): void {
+  const differs =
+    stored.type !== submission.type ||
+    (stored.identifiers !== undefined && !sameMap(stored.identifiers, submission.identifiers)) ||
+    (stored.identifiers !== undefined && !sameSet(stored.connections, submission.connections));
+  if (differs) {
+    throw new AgentError(
+      ErrorCodes.JOB_CONFLICT,
+      `job id '${id}' is already used by another request (a different type, identifiers or connections); use a new id for a new request`,
+    );
+  }
+}

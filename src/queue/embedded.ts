@@ -8,7 +8,7 @@ import type { JobResult } from '../engine/index.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { makeJournal, type JobRecord } from './journal.js';
-import { isFinal, makeJobId, makeWaiters, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
+import { assertSameRequest, isFinal, makeJobId, makeWaiters, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
 import type { JobProcessor, JobQueue, JobSubmission, JobView } from './types.js';
 
 /** Options for {@link makeEmbeddedQueue}. */
@@ -156,6 +156,8 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
       const existing = jobs.get(id);
       if (existing) {
         await existing.durable;
+        const r = existing.record;
+        assertSameRequest({ type: r.type, ...(r.submission && { identifiers: r.submission.identifiers, connections: r.submission.connections }) }, submission, id);
         return { job: toView(existing.record), created: false };
       }
       const record: JobRecord = {

@@ -9,7 +9,7 @@ import { Queue, QueueEvents, WaitingError, Worker } from 'bullmq';
 import type { JobResult } from '../engine/index.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { isFinal, isJobId, makeJobId, makeWaiters, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
+import { assertSameRequest, isFinal, isJobId, makeJobId, makeWaiters, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
 import { fromBullId, MAX_STALLED_COUNT, toBullId, toJobView, type StoredData, type StoredJob } from './redis-view.js';
 import type { JobProcessor, JobQueue, JobSubmission, JobView } from './types.js';
 
@@ -162,7 +162,10 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
       const bullId = toBullId(id);
       return withRedis('store the job', async () => {
         const existing = await load(bullId);
-        if (existing) return { job: existing.view, created: false };
+        if (existing) {
+          assertSameRequest(existing.job.data, submission, id);
+          return { job: existing.view, created: false };
+        }
         const nonce = randomUUID();
         const data: StoredData = { type: submission.type, identifiers: { ...submission.identifiers }, nonce };
         if (submission.connections) data.connections = [...submission.connections];
@@ -171,6 +174,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
         const stored = await load(bullId);
         if (!stored) throw new Error('the job disappeared right after it was added');
         const created = stored.job.data.nonce === nonce;
+        if (!created) assertSameRequest(stored.job.data, submission, id); // another replica's add won the race
         if (created) log.info({ jobId: id, type: submission.type }, 'job accepted');
         return { job: stored.view, created };
       });

@@ -79,6 +79,7 @@ export function toClientError(err: FastifyError): { status: number; body: ApiErr
   }
   if (isAgentError(err, ErrorCodes.BAD_REQUEST)) return { status: 400, body: { error: 'invalid_request', message: err.message } };
   if (isAgentError(err, ErrorCodes.CONNECTION_NOT_FOUND)) return { status: 404, body: { error: 'connection_not_found', message: err.message } };
+  if (isAgentError(err, ErrorCodes.JOB_CONFLICT)) return { status: 409, body: { error: 'conflict', message: err.message } };
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 413, body: { error: 'payload_too_large', message: `the request body is too large; ${BODY_LIMIT_HINT}` } };

@@ -5,7 +5,7 @@
  * marker in the ledger). A request that needs attention is reported back once and never run.
  * Not wired into `serve` yet (issue 9): the service's poll loop, config and CLI come next.
  */
-import { asAgentError } from '../errors.js';
+import { ErrorCodes, asAgentError, isAgentError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { JobQueue, JobView } from '../queue/index.js';
 import { sourceJobId, type SourceLedger } from './ledger.js';
@@ -84,9 +84,17 @@ export function makePoller(opts: PollerOptions): { pollOnce(signal: AbortSignal)
           continue;
         }
         const ids = req.jobs.map((j) => sourceJobId(source.name, req.id, j.type));
-        for (let i = 0; i < ids.length; i++) {
-          const { created } = await queue.submit({ id: ids[i]!, type: req.jobs[i]!.type, identifiers: req.jobs[i]!.identifiers });
-          if (created) report.taken++;
+        try {
+          for (let i = 0; i < ids.length; i++) {
+            const { created } = await queue.submit({ id: ids[i]!, type: req.jobs[i]!.type, identifiers: req.jobs[i]!.identifiers });
+            if (created) report.taken++;
+          }
+        } catch (err) {
+          // The request changed on the platform (other identifiers) while its job runs: leave it to this job.
+          if (!isAgentError(err, ErrorCodes.JOB_CONFLICT)) throw err;
+          log.warn({ code: err.code }, 'a request changed while its job was running; the running job is kept');
+          report.waiting++;
+          continue;
         }
         const views = await Promise.all(ids.map((id) => queue.get(id)));
         if (views.every((v) => v !== undefined && FINAL.has(v.status))) {

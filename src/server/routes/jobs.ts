@@ -54,7 +54,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRouteOptions): Pr
           additionalProperties: false,
           properties: { wait: { description: `Seconds to wait for the result, 0-${MAX_WAIT_SECONDS}. Default 0.`, type: 'integer', minimum: 0, maximum: MAX_WAIT_SECONDS } },
         },
-        response: { 200: ref('Job'), 202: ref('JobAccepted'), ...errors, 413: ref('Error'), 415: ref('Error') },
+        response: { 200: ref('Job'), 202: ref('JobAccepted'), ...errors, 409: ref('Error'), 413: ref('Error'), 415: ref('Error') },
       },
     },
     async (request, reply) => {
