@@ -24,6 +24,8 @@ describe('defaults', () => {
       job_lock_seconds: 30,
       queue_name: 'dsr-agent',
       metrics_require_auth: false,
+      http_request_timeout_seconds: 30,
+      http_max_connections: 1024,
     });
     const testQuery = (config.connections[0] as APIProxyConnection).queries.test![0];
     expect(testQuery.valid_response_codes).toEqual([200]);

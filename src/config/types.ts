@@ -172,6 +172,10 @@ export interface AgentOptions {
   readonly queue_name: string;
   /** Require a bearer token (as /api/v1 does) on GET /metrics. Default false. */
   readonly metrics_require_auth: boolean;
+  /** Service: seconds a client has to send a whole request (headers and body) before a 408. Default 30. */
+  readonly http_request_timeout_seconds: number;
+  /** Service: most open client connections at once; more are refused. Default 1024. */
+  readonly http_max_connections: number;
 }
 
 /** Request source types, each a module in src/sources/. */

@@ -3,6 +3,7 @@
  * readiness, metrics and the generated OpenAPI docs. It does not listen; src/server/main.ts does.
  */
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -67,6 +68,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: BODY_LIMIT_BYTES,
     // Above the longest valid job id (128): a longer one is the schema's 400, never a 414 before auth.
     maxParamLength: 512,
+    // Slow clients: a request (headers and body) must arrive within http_request_timeout_seconds (408
+    // after that, checked every second), headers within 10 s at most, and an idle keep-alive socket is
+    // closed after 5 s.
+    serverFactory: (handler) => {
+      const requestTimeout = config.agent.http_request_timeout_seconds * 1000;
+      return createServer(
+        { requestTimeout, headersTimeout: Math.min(requestTimeout, 10 * 1000), keepAliveTimeout: 5 * 1000, connectionsCheckingInterval: 1000 },
+        handler,
+      );
+    },
     genReqId: () => randomUUID(),
   });
   app.setValidatorCompiler(makeValidatorCompiler(schemas));
@@ -133,5 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   metrics.observeQueue(deps.queue);
   await app.ready();
+  // A cap on open sockets, so a flood of idle or dripping connections cannot exhaust the process.
+  app.server.maxConnections = config.agent.http_max_connections;
   return app;
 }
