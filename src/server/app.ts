@@ -2,6 +2,7 @@
  * The HTTP layer of `dsr-agent serve`: a fastify app with the job API, the token endpoint, health,
  * readiness, metrics and the generated OpenAPI docs. It does not listen; src/server/main.ts does.
  */
+import { makeThrottle, type ThrottleOptions } from './throttle.js';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
@@ -44,6 +45,8 @@ export interface AppDeps {
   version: string;
   /** Access token lifetime in seconds. Default 900 (15 min). */
   tokenTtlSeconds?: number;
+  /** Token endpoint failure throttle settings over the defaults (tests shorten them). */
+  throttle?: Partial<ThrottleOptions>;
 }
 
 /** Largest request body accepted, in bytes: 64 KiB. */
@@ -124,6 +127,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics,
     tokenKey: deps.tokenKey,
     tokenTtlSeconds: deps.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS,
+    throttle: makeThrottle(deps.throttle),
   });
   await app.register(async (api) => {
     // Job API bodies are JSON only: anything else is 415, not a string that fails validation.

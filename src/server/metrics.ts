@@ -11,6 +11,7 @@ export type TokenFailureReason =
   | 'invalid_client'
   | 'unsupported_grant_type'
   | 'credentials_unavailable'
+  | 'throttled'
   | 'bearer_missing'
   | 'bearer_malformed'
   | 'bearer_expired'

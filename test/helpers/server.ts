@@ -3,6 +3,7 @@
  * Local report storage, the real embedded job queue, real metrics and readiness, and the app listening on
  * 127.0.0.1:0. The job processor mirrors the one src/server/main.ts wires.
  */
+import type { ThrottleOptions } from '../../src/server/throttle.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -47,6 +48,8 @@ export interface TestServerOptions {
   level?: string;
   /** Start the processor (default true). */
   process?: boolean;
+  /** Token endpoint throttle settings over the defaults. */
+  throttle?: Partial<ThrottleOptions>;
 }
 
 /** Start the app around raw connections (see makeTestAgent's `connection()`). */
@@ -73,7 +76,7 @@ export async function startTestServer(connections: Array<Record<string, unknown>
       return result;
     }, 2);
   }
-  const app = await buildApp({ config, engine: agent.engine, queue, storage, secrets, logger: agent.logs.logger, metrics, tokenKey, readiness, version: '9.9.9-test' });
+  const app = await buildApp({ config, engine: agent.engine, queue, storage, secrets, logger: agent.logs.logger, metrics, tokenKey, readiness, version: '9.9.9-test', throttle: opts.throttle });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   return {
     app,

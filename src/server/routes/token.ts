@@ -11,6 +11,7 @@ import { credentialsMatch, issueAccessToken, parseBasicAuth, type ClientCredenti
 import { toClientError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { ref } from '../schemas.js';
+import { makeThrottle, type Throttle } from '../throttle.js';
 
 /** What the token route needs. */
 export interface TokenRouteOptions {
@@ -20,9 +21,11 @@ export interface TokenRouteOptions {
   tokenKey: Uint8Array;
   /** Access token lifetime in seconds. Default 900. */
   tokenTtlSeconds: number;
+  /** Failed-authentication throttle. Default: makeThrottle() with its defaults. */
+  throttle?: Throttle;
 }
 
-type OAuthErrorCode = 'invalid_request' | 'invalid_client' | 'unsupported_grant_type' | 'temporarily_unavailable';
+type OAuthErrorCode = 'invalid_request' | 'invalid_client' | 'unsupported_grant_type' | 'temporarily_unavailable' | 'slow_down';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -36,6 +39,7 @@ function oauthError(reply: FastifyReply, status: number, error: OAuthErrorCode, 
 /** Register POST /api/v1/token in its own context (the form parser and OAuth error shape stay local to it). */
 export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions): Promise<void> {
   const { config, secrets, metrics, tokenKey, tokenTtlSeconds } = opts;
+  const throttle = opts.throttle ?? makeThrottle();
   const location = config.datagrail_agent_credentials_location;
   await app.register(formbody);
 
@@ -61,7 +65,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
         tags: ['auth'],
         consumes: [FORM],
         body: ref('TokenRequest'),
-        response: { 200: ref('TokenResponse'), 400: ref('OAuthError'), 401: ref('OAuthError'), 503: ref('OAuthError') },
+        response: { 200: ref('TokenResponse'), 400: ref('OAuthError'), 401: ref('OAuthError'), 429: ref('OAuthError'), 503: ref('OAuthError') },
       },
       onRequest: async (request, reply) => {
         const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -74,7 +78,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
     async (request, reply) => {
       const body = request.body as Record<string, string | undefined>;
       const fail = (status: number, error: OAuthErrorCode, description: string) => {
-        metrics.tokenFailed(error === 'temporarily_unavailable' ? 'credentials_unavailable' : error);
+        metrics.tokenFailed(error === 'temporarily_unavailable' ? 'credentials_unavailable' : error === 'slow_down' ? 'throttled' : error);
         request.log.info({ error }, 'token request refused');
         return oauthError(reply, status, error, description);
       };
@@ -98,6 +102,13 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
         return fail(401, 'invalid_client', 'client authentication is missing: send HTTP Basic credentials, or client_id and client_secret in the body');
       }
 
+      // Locked out after repeated failures: answered before the credentials are even compared.
+      const waitMs = throttle.retryAfterMs(request.ip, presented.clientId);
+      if (waitMs > 0) {
+        reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
+        return fail(429, 'slow_down', `too many failed authentications from this address or for this client; retry after ${Math.ceil(waitMs / 1000)} s`);
+      }
+
       let expected: ClientCredentials;
       try {
         const secret = await secrets.get(location);
@@ -111,7 +122,11 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
         return fail(503, 'temporarily_unavailable', 'the agent cannot read its API client credentials from the credentials manager right now; retry later (the agent log says why)');
       }
 
-      if (!credentialsMatch(presented, expected)) return fail(401, 'invalid_client', 'client authentication failed: the client_id or client_secret is wrong');
+      if (!credentialsMatch(presented, expected)) {
+        throttle.failed(request.ip, presented.clientId);
+        return fail(401, 'invalid_client', 'client authentication failed: the client_id or client_secret is wrong');
+      }
+      throttle.succeeded(request.ip, presented.clientId);
 
       const accessToken = await issueAccessToken(tokenKey, expected.clientId, tokenTtlSeconds);
       request.log.info('access token issued');
