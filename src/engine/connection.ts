@@ -29,6 +29,14 @@ export interface ConnectionContext {
   readonly connectors: ConnectorRegistry;
 }
 
+/** Reports a failed access run had already written, by its error (so none is left that no job lists). */
+const partial = new WeakMap<object, string[]>();
+
+/** The reports written before `err` failed an access run ([] when none). */
+export function partialReportsOf(err: unknown): string[] {
+  return (typeof err === 'object' && err !== null && partial.get(err)) || [];
+}
+
 /** What one connection produced for one query type. */
 export interface ConnectionOutput {
   reports?: string[];
@@ -58,6 +66,7 @@ export async function runConnectionQueries(
   const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
   const started = performance.now();
   let failureReported = false;
+  let written: string[] | undefined;
   try {
     const connector = await ctx.connectors.get(conn.connector_type);
     const secret = await ctx.secrets.get(conn.credentials_location);
@@ -69,6 +78,7 @@ export async function runConnectionQueries(
       if (!opts.sink) throw new Error('access queries need a report sink');
       access = { sink: opts.sink, connectionUuid: conn.uuid, reports: [] };
       out.reports = access.reports;
+      written = access.reports;
     }
     const statements: RunStatement[] = queriesOf(conn, type).map(({ label, query, identifier }) => ({
       label,
@@ -97,6 +107,7 @@ export async function runConnectionQueries(
     return out;
   } catch (err) {
     const e = signal.aborted && !isAgentError(err) ? signal.reason : err;
+    if (written?.length && typeof e === 'object' && e !== null) partial.set(e, [...written]);
     if (isAgentError(e, ErrorCodes.JOB_TIMEOUT)) ctx.hooks.timedOut?.({ connection: conn.name, type });
     // A connector that reports only its successes (databases, SSH) leaves the failure to be reported here.
     if (!failureReported) {

@@ -3,7 +3,7 @@ import { NAME_PATTERN } from '../names.js';
 import { AgentError, ErrorCodes, asAgentError } from '../errors.js';
 import type { AgentConfig, RequestType } from '../config/types.js';
 import type { ReportSink } from '../storage/sink.js';
-import { runConnectionQueries, type ConnectionContext } from './connection.js';
+import { partialReportsOf, runConnectionQueries, type ConnectionContext } from './connection.js';
 import { selectConnections } from './select.js';
 
 /** A data subject request for one person. */
@@ -100,7 +100,9 @@ export async function runJob(config: AgentConfig, req: JobRequest, ctx: Connecti
           if (!(err instanceof AgentError)) ctx.logger.debug({ err }, 'unexpected error');
           const e = asAgentError(err);
           ctx.logger.error({ connection: c.name, uuid: c.uuid, code: e.code, err: { message: e.message } }, `${req.type} failed`);
-          result = { ...base, status: 'failed', error: e.toJSON() };
+          // Reports written before the failure are listed: no file of personal data exists that no job points to.
+          const reports = partialReportsOf(err);
+          result = { ...base, status: 'failed', error: e.toJSON(), ...(reports.length ? { reports } : {}) };
         }
         result.duration_ms = Math.round(performance.now() - started);
         opts.progress?.onDone?.(result);

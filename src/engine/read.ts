@@ -4,7 +4,7 @@
  * reaches an error or a log line masked.
  */
 import type { Dispatcher } from 'undici';
-import { AgentError, ErrorCodes } from '../errors.js';
+import { AgentError, ErrorCodes, errorCodeOf, isAgentError } from '../errors.js';
 import { ABSENT } from '../json-pointer.js';
 import type { Logger } from '../logger.js';
 import { readJsonBody } from '../reports/json-body.js';
@@ -109,7 +109,13 @@ export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuer
     } else {
       await discard(body, o);
     }
-  } catch (err) {
+  } catch (caught) {
+    // The socket broke mid-body (reset, closed early): a network error by its code, not an unexpected one.
+    const code = isAgentError(caught) ? undefined : errorCodeOf(caught);
+    const err =
+      code !== undefined
+        ? new AgentError(ErrorCodes.HTTP_NETWORK, `the connection broke while the response was read (${code}); the target or a proxy closed it`, { cause: caught })
+        : caught;
     const preview = (err as { bodyPreview?: string } | undefined)?.bodyPreview;
     if (preview !== undefined) o.log.debug({ body: o.mask()(preview) }, 'malformed response body (first 2 KiB)');
     body.destroy();
