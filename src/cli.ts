@@ -167,7 +167,7 @@ try {
     process.exitCode = e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
   } else if (isAgentError(e)) {
     err.write(`error [${e.code}]: ${e.message}\n`);
-    process.exitCode = e.code === ErrorCodes.CONFIG_INVALID || e.code === ErrorCodes.CONFIG_NOT_FOUND || e.code === ErrorCodes.CONFIG_PARSE || e.code === ErrorCodes.BAD_REQUEST || e.code === ErrorCodes.CONNECTION_NOT_FOUND ? 2 : 1;
+    process.exitCode = e.code === ErrorCodes.CONFIG_INVALID || e.code === ErrorCodes.CONFIG_NOT_FOUND || e.code === ErrorCodes.CONFIG_PARSE || e.code === ErrorCodes.BAD_REQUEST || e.code === ErrorCodes.CONNECTION_NOT_FOUND || e.code === ErrorCodes.DATA_DIR_LOCKED ? 2 : 1;
   } else {
     err.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
     process.exitCode = 1;

@@ -66,6 +66,8 @@ export const ErrorCodes = {
   STORAGE_ERROR: 'STORAGE_ERROR',
   /** A client job id already names a job with another type, other identifiers or other connections. */
   JOB_CONFLICT: 'JOB_CONFLICT',
+  /** Another running instance owns the data directory (DSR_AGENT_DATA_DIR). */
+  DATA_DIR_LOCKED: 'DATA_DIR_LOCKED',
   /** Bad command-line usage or a bad API request. */
   BAD_REQUEST: 'BAD_REQUEST',
   /** A bug or an unexpected failure; the log at DEBUG has the details. */

@@ -20,6 +20,7 @@ import { makeCallbackSender } from './callback.js';
 import { makeMetrics } from './metrics.js';
 import { makeReadiness } from './readiness.js';
 import { makeSources } from '../sources/service.js';
+import { lockDataDir } from './data-lock.js';
 
 /** Options for {@link serve}. */
 export interface ServeOptions extends ConfigSources {
@@ -56,6 +57,8 @@ export async function startService(opts: ServeOptions): Promise<Service> {
   if (!client.client_id || !client.client_secret) {
     throw new AgentError(ErrorCodes.SECRET_INVALID, `the secret at ${config.datagrail_agent_credentials_location} must hold "client_id" and "client_secret"`);
   }
+  // One owner per data directory, taken before the journal is read: a second instance exits, no job runs twice.
+  const unlock = lockDataDir(dataDir);
   const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir, env: opts.agentEnv });
   const queue = makeJobQueue({ redisUrl: config.redis_url, dataDir, logger, name: config.agent.queue_name, lockMs: config.agent.job_lock_seconds * 1000 });
   const readiness = makeReadiness({ engine, storage, secrets, config, logger, intervalMs: config.agent.readiness_interval_seconds * 1000 });
@@ -63,17 +66,6 @@ export async function startService(opts: ServeOptions): Promise<Service> {
     ? makeCallbackSender({ url: config.callback_url, secrets, location: config.datagrail_credentials_location, logger })
     : undefined;
 
-  await queue.start(async (job, signal) => {
-    const log = logger.child({ jobId: job.id, type: job.submission.type, attempt: job.attempt });
-    log.info('job started');
-    const result = await engine.run(job.submission, { sink: storage.forJob(job.id), signal });
-    if (signal.aborted) throw signal.reason; // shutdown: hand the job back rather than record a failure
-    metrics.jobFinished(result.type, result.status);
-    log.info({ status: result.status }, 'job finished');
-    // The callback carries the job as recorded: wait for the queue to journal the final state.
-    if (callback) void queue.waitFor(job.id, 60_000).then((view) => view && isFinal(view.status) && callback.send(view), () => undefined);
-    return result;
-  }, config.agent.job_concurrency);
   const sources = makeSources({
     config,
     secrets,
@@ -89,7 +81,30 @@ export async function startService(opts: ServeOptions): Promise<Service> {
 
   const tokenKey = deriveTokenKey(client.client_secret);
   const app = await buildApp({ config, engine, queue, storage, secrets, logger, metrics, tokenKey, readiness, version: VERSION });
-  const address = await app.listen({ port: opts.port, host: opts.host ?? '0.0.0.0' });
+  let address: string;
+  try {
+    address = await app.listen({ port: opts.port, host: opts.host ?? '0.0.0.0' });
+  } catch (err) {
+    readiness.stop();
+    unlock();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
+      throw new AgentError(ErrorCodes.CONFIG_INVALID, `cannot listen on port ${opts.port} (${code}): another process uses it, or it needs privileges; set PORT or --port`, { cause: err });
+    }
+    throw err;
+  }
+  // Jobs resume only once the port is ours: an instance that cannot listen never runs a journaled job.
+  await queue.start(async (job, signal) => {
+    const log = logger.child({ jobId: job.id, type: job.submission.type, attempt: job.attempt });
+    log.info('job started');
+    const result = await engine.run(job.submission, { sink: storage.forJob(job.id), signal });
+    if (signal.aborted) throw signal.reason; // shutdown: hand the job back rather than record a failure
+    metrics.jobFinished(result.type, result.status);
+    log.info({ status: result.status }, 'job finished');
+    // The callback carries the job as recorded: wait for the queue to journal the final state.
+    if (callback) void queue.waitFor(job.id, 60_000).then((view) => view && isFinal(view.status) && callback.send(view), () => undefined);
+    return result;
+  }, config.agent.job_concurrency);
   logger.info({ address, config: source, queue: config.redis_url ? 'redis' : 'embedded', storage: storage.description }, 'dsr-agent serving');
   // Polling starts once the API listens: a request taken is a job the API can already answer for.
   sources.start();
@@ -104,6 +119,7 @@ export async function startService(opts: ServeOptions): Promise<Service> {
       readiness.stop();
       await app.close();
       await engine.close();
+      unlock();
       logger.info('stopped');
     })());
   return { url: address, stop };

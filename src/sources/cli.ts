@@ -10,6 +10,7 @@ import type { AgentEnv } from '../env.js';
 import type { Logger } from '../logger.js';
 import { makeJobQueue } from '../queue/index.js';
 import { makeReportStorage } from '../storage/index.js';
+import { lockDataDir } from '../server/data-lock.js';
 import { adapterOf } from './index.js';
 import { makeFileLedger, makeRedisLedger, sourceJobId, type SourceLedger } from './ledger.js';
 import { makePoller, type PollReport } from './poller.js';
@@ -100,6 +101,8 @@ export async function pollSources(
     return { ok, sources: rows };
   }
 
+  // The embedded journal and ledger have one owner: refuse to run beside a serve on the same directory.
+  const unlock = config.redis_url ? () => undefined : lockDataDir(dataDir);
   const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir: agent.loaded.baseDir, env: opts.env });
   const queue = makeJobQueue({ redisUrl: config.redis_url, dataDir, logger, name: config.agent.queue_name, lockMs: config.agent.job_lock_seconds * 1000 });
   await queue.start((job, signal) => agent.engine.run(job.submission, { sink: storage.forJob(job.id), signal }), config.agent.job_concurrency);
@@ -138,6 +141,7 @@ export async function pollSources(
   } finally {
     await queue.close(config.agent.shutdown_grace_seconds * 1000);
     redis?.disconnect();
+    unlock();
   }
   return { ok, sources: rows };
 }
