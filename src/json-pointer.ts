@@ -20,6 +20,11 @@ export function pointerProblem(text: string): string | undefined {
   return undefined;
 }
 
+/** The pointer text of reference tokens: `["a", "b/c", 0]` → `"/a/b~1c/0"` (`~` as `~0`, `/` as `~1`). */
+export function formatPointer(tokens: readonly (string | number)[]): string {
+  return tokens.map((t) => `/${String(t).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+}
+
 /** The reference tokens of a valid pointer: `"/a/b~1c"` → `["a", "b/c"]`, `""` → `[]`. */
 export function parsePointer(text: string): readonly string[] {
   const problem = pointerProblem(text);

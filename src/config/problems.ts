@@ -1,9 +1,10 @@
 /** Helpers shared by the config checks: JSON pointers and the final problem list. */
 import type { ConfigProblem } from '../errors.js';
+import { formatPointer } from '../json-pointer.js';
 
 /** Build a JSON pointer (RFC 6901) from path segments, escaping `~` and `/`. */
 export function pointer(...segments: readonly (string | number)[]): string {
-  return segments.map((s) => `/${String(s).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+  return formatPointer(segments);
 }
 
 /** Split a JSON pointer into its unescaped segments (`''` → `[]`). */

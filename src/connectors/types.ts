@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import type { Mask } from '../engine/mask.js';
 import type { RecordConsumer } from '../engine/read.js';
 import type { HttpRequest } from '../engine/render.js';
+import { queriesOf } from '../engine/compile.js';
 import type { RetryPolicy } from '../engine/send.js';
 
 /** One statement (SQL text or SSH command line) of a run, in order, with where its records go. */
@@ -74,4 +75,14 @@ export interface Connector {
   plan(run: Pick<ConnectorRun, 'conn' | 'type' | 'identifiers' | 'secret' | 'statements'>): PlannedStatement[];
   /** Close pools and clients (shutdown). */
   close(): Promise<void>;
+}
+
+/** A connection's statements of one type, in run order, without consumers (the engine adds them for a run). */
+export function statementsOf(conn: Connection, type: QueryType): RunStatement[] {
+  return queriesOf(conn, type).map(({ label, query, identifier }) => ({
+    label,
+    text: typeof query === 'string' ? query : query.url,
+    ...(typeof query !== 'string' && { query }),
+    ...(identifier !== undefined && { identifier }),
+  }));
 }

@@ -4,9 +4,8 @@ import type { SecretsCache } from '../credentials/source.js';
 import type { Logger } from '../logger.js';
 import type { ReportSink } from '../storage/sink.js';
 import type { ConnectorRegistry } from '../connectors/index.js';
-import type { RunStatement } from '../connectors/types.js';
-import { queriesOf } from './compile.js';
-import { makeMask } from './mask.js';
+import { statementsOf, type RunStatement } from '../connectors/types.js';
+import { makeMask, type Mask } from './mask.js';
 import type { RetryPolicy } from './send.js';
 import { accessConsumer, identifierConsumer, type AccessOutput } from './responses.js';
 
@@ -70,6 +69,7 @@ export async function runConnectionQueries(
   try {
     const connector = await ctx.connectors.get(conn.connector_type);
     const secret = await ctx.secrets.get(conn.credentials_location);
+    let mask: Mask | undefined;
     const out: ConnectionOutput = {};
     // identifiers: values per identifier name (every configured name appears, [] when none found).
     const found = new Map(Object.keys(type === 'identifiers' ? (conn.queries.identifiers ?? {}) : {}).map((n) => [n, new Set<string>()]));
@@ -80,12 +80,9 @@ export async function runConnectionQueries(
       out.reports = access.reports;
       written = access.reports;
     }
-    const statements: RunStatement[] = queriesOf(conn, type).map(({ label, query, identifier }) => ({
-      label,
-      text: typeof query === 'string' ? query : query.url,
-      ...(typeof query !== 'string' && { query }),
-      ...(identifier !== undefined && { identifier }),
-      consume: access ? accessConsumer(access) : identifier !== undefined ? identifierConsumer(identifier, found.get(identifier)!) : undefined,
+    const statements: RunStatement[] = statementsOf(conn, type).map((st) => ({
+      ...st,
+      consume: access ? accessConsumer(access) : st.identifier !== undefined ? identifierConsumer(st.identifier, found.get(st.identifier)!) : undefined,
     }));
     await connector.run({
       conn,
@@ -96,7 +93,8 @@ export async function runConnectionQueries(
       log,
       retry: ctx.retry,
       maxObjectBytes: ctx.maxObjectBytes,
-      mask: makeMask([...Object.values(identifiers), ...Object.values(secret)]),
+      // Built on first use: most runs never mask anything, and the pattern is compiled per run.
+      mask: (text) => (mask ??= makeMask([...Object.values(identifiers), ...Object.values(secret)]))(text),
       statements,
       settled: (e) => {
         if (e.outcome === 'error') failureReported = true;

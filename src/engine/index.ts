@@ -7,11 +7,11 @@ import type { Logger } from '../logger.js';
 import { makeApiProxyConnector } from '../connectors/apiproxy.js';
 import { makeConnectorRegistry, type ConnectorFactory } from '../connectors/index.js';
 import type { ConnectorType } from '../config/types.js';
-import { queriesOf } from './compile.js';
+import { statementsOf } from '../connectors/types.js';
 import { runConnectionQueries, type ConnectionContext, type EngineHooks } from './connection.js';
 import { runJob, assertIdentifiers, type JobRequest, type JobResult, type RunJobOptions } from './job.js';
 import type { HttpRequest, RequestStep } from './render.js';
-import { DEFAULT_RETRY } from './send.js';
+import { retryPolicyOf } from './send.js';
 import { makeTokenCache } from './tokens.js';
 import { findConnection, selectConnections } from './select.js';
 
@@ -74,11 +74,7 @@ export function makeEngine(deps: EngineDeps): Engine {
   const opts = config.agent;
   let insecure: Dispatcher | undefined = deps.insecureDispatcher;
   let ownsInsecure = false;
-  const retry = {
-    retries: opts?.retries ?? DEFAULT_RETRY.retries,
-    minDelayMs: opts?.retry_min_delay_ms ?? DEFAULT_RETRY.minDelayMs,
-    maxDelayMs: opts?.retry_max_delay_ms ?? DEFAULT_RETRY.maxDelayMs,
-  };
+  const retry = retryPolicyOf(opts);
   const maxObjectBytes = opts?.max_object_bytes ?? 64 * 1024 * 1024;
   const hooks = deps.hooks ?? {};
   const apiProxy = makeApiProxyConnector({
@@ -148,12 +144,7 @@ export function makeEngine(deps: EngineDeps): Engine {
         try {
           const connector = await connectors.get(c.connector_type);
           const secret = await deps.secrets.get(c.credentials_location);
-          const statements = queriesOf(c, req.type).map(({ label, query, identifier }) => ({
-            label,
-            text: typeof query === 'string' ? query : query.url,
-            ...(typeof query !== 'string' && { query }),
-            ...(identifier !== undefined && { identifier }),
-          }));
+          const statements = statementsOf(c, req.type);
           for (const p of connector.plan({ conn: c, type: req.type, identifiers: req.identifiers, secret, statements })) out.push({ ...base, ...p });
         } catch (err) {
           out.push({ ...base, query: '-', error: asAgentError(err).toJSON() });

@@ -16,7 +16,7 @@ import type { EngineHooks } from './connection.js';
 import type { ConnectorRun } from '../connectors/types.js';
 import { makeMask, type Mask } from './mask.js';
 import { makePager } from './paginate.js';
-import { readResponse, type RecordConsumer } from './read.js';
+import { isNoData, readResponse, type RecordConsumer } from './read.js';
 import { renderRequest, type HttpRequest, type RequestStep } from './render.js';
 import { sendWithRetry, type RetryPolicy } from './send.js';
 import { expiryOf, tokensUsed, type FetchedToken, type TokenCache, type TokenScope } from './tokens.js';
@@ -188,7 +188,7 @@ export async function fetchToken(run: ConnectionRun, name: string, spec: TokenSp
   const where = { query: `tokens.${name}`, method: q.method, origin: q.origin };
   try {
     const { res } = await send({ ...run, signal }, q, where, deps, undefined, false);
-    if (res.statusCode === 204 || res.statusCode < 200 || res.statusCode >= 300) {
+    if (isNoData(res.statusCode)) {
       await res.body.dump();
       throw new AgentError(ErrorCodes.TOKEN_FAILED, `token '${name}': the login request answered ${res.statusCode}, which carries no token`, { status: res.statusCode });
     }

@@ -17,6 +17,15 @@ export interface RetryPolicy {
 /** Defaults for {@link RetryPolicy}. */
 export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ retries: 3, minDelayMs: 1000, maxDelayMs: 30 * 1000 });
 
+/** The retry policy the config's `agent` options set (defaults where a field is absent). */
+export function retryPolicyOf(agent: { readonly retries?: number; readonly retry_min_delay_ms?: number; readonly retry_max_delay_ms?: number } | undefined): RetryPolicy {
+  return {
+    retries: agent?.retries ?? DEFAULT_RETRY.retries,
+    minDelayMs: agent?.retry_min_delay_ms ?? DEFAULT_RETRY.minDelayMs,
+    maxDelayMs: agent?.retry_max_delay_ms ?? DEFAULT_RETRY.maxDelayMs,
+  };
+}
+
 /**
  * p-retry's options for a policy: exponential backoff (factor 2) with full jitter (×1–2), capped,
  * stopped by `signal`. Every retry loop of the agent (HTTP, database and SSH connects) uses these.

@@ -5,7 +5,7 @@
  * path are validated byte by byte and dropped, and the records array is split by ArrayScanner.
  */
 import { AgentError, ErrorCodes } from '../errors.js';
-import { ABSENT, isWithin, valueAt } from '../json-pointer.js';
+import { ABSENT, formatPointer, isWithin, valueAt } from '../json-pointer.js';
 import { ArrayScanner, describeCap, describeStart } from './array-scanner.js';
 
 /** Options of {@link readJsonBody}. */
@@ -72,7 +72,6 @@ const EMPTY = Buffer.alloc(0);
 
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 const isHex = (c: number): boolean => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
-const pointerText = (tokens: readonly string[]): string => tokens.map((t) => '/' + t.replace(/~/g, '~0').replace(/\//g, '~1')).join('');
 
 /** A tracked container: one on the path to some requested pointer. */
 interface Frame {
@@ -214,13 +213,13 @@ class BodyReader {
     const capture = opts.capture ?? [];
     for (const c of capture) {
       if (opts.records && (isWithin(c, opts.records) || isWithin(opts.records, c))) {
-        throw new TypeError(`capture pointer "${pointerText(c)}" overlaps the records pointer`);
+        throw new TypeError(`capture pointer "${formatPointer(c)}" overlaps the records pointer`);
       }
     }
     this.ptrs = opts.records ? [...capture, opts.records] : capture;
     this.rec = opts.records ? capture.length : -1;
     this.all = this.ptrs.map((_, i) => i);
-    this.recText = opts.recordsText ?? pointerText(opts.records ?? []);
+    this.recText = opts.recordsText ?? formatPointer(opts.records ?? []);
     this.label = opts.label;
     this.max = opts.maxObjectBytes;
     this.values = capture.map(() => ABSENT);
@@ -462,7 +461,7 @@ class BodyReader {
   private tooLarge(): AgentError {
     const what = this.capLive[0] === this.rec
       ? `the record at records pointer "${this.recText}"`
-      : `the value at "${pointerText(this.ptrs[this.capLive[0]!]!.slice(0, this.capDepth))}"`;
+      : `the value at "${formatPointer(this.ptrs[this.capLive[0]!]!.slice(0, this.capDepth))}"`;
     return new AgentError(
       ErrorCodes.RESPONSE_OBJECT_TOO_LARGE,
       `${this.label}: ${what} is larger than the ${describeCap(this.max)} cap on one object; set agent.max_object_bytes higher to accept it`,

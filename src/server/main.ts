@@ -21,6 +21,7 @@ import { makeMetrics } from './metrics.js';
 import { makeReadiness } from './readiness.js';
 import { makeSources } from '../sources/service.js';
 import { lockDataDir } from './data-lock.js';
+import { retryPolicyOf } from '../engine/send.js';
 
 /** Options for {@link serve}. */
 export interface ServeOptions extends ConfigSources {
@@ -73,7 +74,7 @@ export async function startService(opts: ServeOptions): Promise<Service> {
     storage: storage.description,
     dataDir,
     logger,
-    retry: { retries: config.agent.retries, minDelayMs: config.agent.retry_min_delay_ms, maxDelayMs: config.agent.retry_max_delay_ms },
+    retry: retryPolicyOf(config.agent),
     hooks: metrics.sourceHooks,
   });
   readiness.setSources(() => sources.state());

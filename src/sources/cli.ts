@@ -11,8 +11,9 @@ import type { Logger } from '../logger.js';
 import { makeJobQueue } from '../queue/index.js';
 import { makeReportStorage } from '../storage/index.js';
 import { lockDataDir } from '../server/data-lock.js';
+import { retryPolicyOf } from '../engine/send.js';
 import { adapterOf } from './index.js';
-import { makeFileLedger, makeRedisLedger, sourceJobId, type SourceLedger } from './ledger.js';
+import { makeFileLedger, openLedger, sourceJobId } from './ledger.js';
 import { makePoller, type PollReport } from './poller.js';
 import type { RequestSource } from './types.js';
 
@@ -28,8 +29,7 @@ function selected(agent: Agent, name?: string): RequestSourceConfig[] {
 
 async function sourceOf(agent: Agent, cfg: RequestSourceConfig, logger: Logger): Promise<RequestSource> {
   const secret = await agent.secrets.get(cfg.credentials_location);
-  const c = agent.loaded.config.agent;
-  return adapterOf(cfg.type)!.make(cfg, { secret, logger, retry: { retries: c.retries, minDelayMs: c.retry_min_delay_ms, maxDelayMs: c.retry_max_delay_ms } });
+  return adapterOf(cfg.type)!.make(cfg, { secret, logger, retry: retryPolicyOf(agent.loaded.config.agent) });
 }
 
 /** One line per source: reachable, and how many eligible requests per job type. Resolves false when a source failed. */
@@ -106,14 +106,7 @@ export async function pollSources(
   const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir: agent.loaded.baseDir, env: opts.env });
   const queue = makeJobQueue({ redisUrl: config.redis_url, dataDir, logger, name: config.agent.queue_name, lockMs: config.agent.job_lock_seconds * 1000 });
   await queue.start((job, signal) => agent.engine.run(job.submission, { sink: storage.forJob(job.id), signal }), config.agent.job_concurrency);
-  let redis: { disconnect(): void } | undefined;
-  let ledger: SourceLedger;
-  if (config.redis_url) {
-    const { Redis } = await import('ioredis');
-    const client = new Redis(config.redis_url);
-    redis = client;
-    ledger = makeRedisLedger(client, `${config.agent.queue_name}:sources`);
-  } else ledger = makeFileLedger(dataDir);
+  const { ledger, close: closeLedger } = await openLedger(config, dataDir);
   try {
     for (const cfg of selected(agent, opts.name)) {
       try {
@@ -140,7 +133,7 @@ export async function pollSources(
     }
   } finally {
     await queue.close(config.agent.shutdown_grace_seconds * 1000);
-    redis?.disconnect();
+    closeLedger();
     unlock();
   }
   return { ok, sources: rows };

@@ -4,6 +4,7 @@
  */
 import type { RequestSourceConfig, RequestSourceType } from '../config/types.js';
 import type { ConfigProblem } from '../errors.js';
+import { formatPointer } from '../json-pointer.js';
 import type { Secret } from '../credentials/source.js';
 import type { Logger } from '../logger.js';
 import type { RetryPolicy } from '../engine/send.js';
@@ -122,7 +123,7 @@ export function checkRequestSources(raw: unknown): ConfigProblem[] {
         try {
           parseTemplate(value);
         } catch (err) {
-          problems.push({ path: `${at}/headers/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`, message: (err as Error).message });
+          problems.push({ path: `${at}/headers${formatPointer([name])}`, message: (err as Error).message });
         }
       }
     }
@@ -134,7 +135,7 @@ export function checkRequestSources(raw: unknown): ConfigProblem[] {
     // HTTP sources check their tokens with their options (they may be given next to options).
     const options = src.type === 'HTTP' && src.tokens !== undefined && typeof src.options === 'object' && src.options !== null ? { ...src.options, tokens: src.tokens } : src.options ?? {};
     for (const p of adapter.check(options)) {
-      const field = p.field ? `/${p.field.split('.').map((f) => f.replaceAll('~', '~0').replaceAll('/', '~1')).join('/')}` : '';
+      const field = p.field ? formatPointer(p.field.split('.')) : '';
       problems.push({ path: `${at}/options${field}`, message: p.message });
     }
   });

@@ -93,3 +93,14 @@ export function makeRedisLedger(redis: Redis, prefix: string): SourceLedger {
     },
   };
 }
+
+/**
+ * The ledger a config uses, with its close: in Redis (shared by every replica) when the config has a
+ * `redis_url`, else marker files in the data directory. ioredis is loaded only for the former.
+ */
+export async function openLedger(config: { readonly redis_url?: string; readonly agent: { readonly queue_name: string } }, dataDir: string): Promise<{ ledger: SourceLedger; close(): void }> {
+  if (!config.redis_url) return { ledger: makeFileLedger(dataDir), close: () => undefined };
+  const { Redis: RedisClient } = await import('ioredis');
+  const redis = new RedisClient(config.redis_url, { maxRetriesPerRequest: 2 });
+  return { ledger: makeRedisLedger(redis, `${config.agent.queue_name}:sources`), close: () => redis.disconnect() };
+}

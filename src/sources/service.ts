@@ -4,7 +4,6 @@
  * clear error, shows in /readyz details and metrics, and is polled again on the next interval; it
  * never blocks the job API, the other sources or running jobs.
  */
-import { Redis } from 'ioredis';
 import type { AgentConfig, RequestSourceConfig } from '../config/types.js';
 import type { SecretsSource } from '../credentials/source.js';
 import { asAgentError } from '../errors.js';
@@ -12,7 +11,7 @@ import type { Logger } from '../logger.js';
 import type { JobQueue } from '../queue/index.js';
 import type { RetryPolicy } from '../engine/send.js';
 import { adapterOf, pollIntervalOf } from './index.js';
-import { makeFileLedger, makeRedisLedger, type SourceLedger } from './ledger.js';
+import { openLedger, type SourceLedger } from './ledger.js';
 import { makePoller, type PollReport } from './poller.js';
 import { makeTokenCache, type TokenCache } from '../engine/tokens.js';
 
@@ -60,29 +59,21 @@ export function makeSources(opts: SourcesOptions): Sources {
   const controller = new AbortController();
   const timers = new Set<NodeJS.Timeout>();
   const running = new Set<Promise<unknown>>();
-  let redis: Redis | undefined;
-  let ledger: SourceLedger | undefined;
+  let opened: Promise<{ ledger: SourceLedger; close(): void }> | undefined;
   const tokenCaches = new Map<string, TokenCache>();
   const tokenCacheOf = (name: string): TokenCache => {
     let c = tokenCaches.get(name);
     if (!c) tokenCaches.set(name, (c = makeTokenCache()));
     return c;
   };
-  const ledgerOf = (): SourceLedger => {
-    if (ledger) return ledger;
-    if (opts.config.redis_url) {
-      redis = new Redis(opts.config.redis_url, { maxRetriesPerRequest: 2, lazyConnect: false });
-      ledger = makeRedisLedger(redis, `${opts.config.agent.queue_name}:sources`);
-    } else ledger = makeFileLedger(opts.dataDir);
-    return ledger;
-  };
+  const ledgerOf = async (): Promise<SourceLedger> => (await (opened ??= openLedger(opts.config, opts.dataDir))).ledger;
 
   async function round(cfg: RequestSourceConfig, signal: AbortSignal): Promise<PollReport> {
     const log = opts.logger.child({ source: cfg.name });
     try {
       const secret = await opts.secrets.get(cfg.credentials_location);
       const source = adapterOf(cfg.type)!.make(cfg, { secret, retry: opts.retry, logger: log, tokenCache: tokenCacheOf(cfg.name) });
-      const report = await makePoller({ source, queue: opts.queue, ledger: ledgerOf(), storage: opts.storage, logger: opts.logger }).pollOnce(signal);
+      const report = await makePoller({ source, queue: opts.queue, ledger: await ledgerOf(), storage: opts.storage, logger: opts.logger }).pollOnce(signal);
       states.set(cfg.name, { ok: true, last_success: new Date().toISOString() });
       opts.hooks?.polled?.(cfg.name, 'ok');
       opts.hooks?.requests?.(cfg.name, report);
@@ -129,7 +120,7 @@ export function makeSources(opts: SourcesOptions): Sources {
       controller.abort();
       for (const t of timers) clearTimeout(t);
       await Promise.allSettled([...running]);
-      redis?.disconnect();
+      if (opened) (await opened).close();
     },
     state: () => Object.fromEntries(states),
     pollOnce(name, signal = controller.signal) {
