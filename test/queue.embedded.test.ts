@@ -80,22 +80,17 @@ describe('embedded queue: running jobs', () => {
   it('runs a job to its final state, answers waitFor at once, and drops the identifiers from the journal', async () => {
     const dir = freshDir();
     const q = queueOn(dir);
-    let finishedAt = 0;
     await q.start(async (job) => {
       expect(job.submission.identifiers.email).toBe(EMAIL);
       await sleep(150);
-      finishedAt = performance.now();
       return result('svc-a');
     }, 1);
     await q.submit(sub('run-1'));
-    const view = await q.waitFor('run-1', 5000);
-    const latency = performance.now() - finishedAt;
+    // Event-driven: with a 10-minute timeout, only the finish event can end waitFor within the test's deadline.
+    const view = await q.waitFor('run-1', 10 * 60 * 1000);
     expect(view).toMatchObject({ id: 'run-1', status: 'succeeded', connections: [{ name: 'svc-a', status: 'succeeded' }] });
     expect(view?.started_at).toBeDefined();
     expect(view?.finished_at).toBeDefined();
-    // Event-driven: without the finish event, waitFor would only return at its 5000 ms timeout. Half of
-    // that is a margin no load reaches, where the old 100 ms bound flaked on a busy CI machine.
-    expect(latency).toBeLessThan(2500);
     const raw = readFileSync(journalFile(dir, 'run-1'), 'utf8');
     expect(raw).not.toContain(EMAIL);
     expect(JSON.parse(raw)).toMatchObject({ status: 'succeeded', attempt: 1, connections: [{ name: 'svc-a' }] });
