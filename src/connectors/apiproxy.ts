@@ -11,6 +11,7 @@ import { fetchToken, refreshSecretOf, runQuery, type ApiProxyContext, type Conne
 import { renderMasked } from '../engine/render.js';
 import { makeTokenScope, tokenOrder, tokensUsed } from '../engine/tokens.js';
 import type { Connector, ConnectorRun, PlannedStatement } from './types.js';
+import type { Logger } from '../logger.js';
 
 /** IDENTIFIER_COLLISION when names shadow each other: `what` says which kinds collide. */
 function collision(clash: readonly string[], what: string, fix: string): AgentError {
@@ -39,6 +40,56 @@ export function assertNoCollisions(conn: APIProxyConnection, type: QueryType, id
   }
 }
 
+/** What one run of an APIProxy connection is made of. */
+export interface ApiProxyRunOptions {
+  readonly conn: APIProxyConnection;
+  readonly type: QueryType;
+  /** The type whose collision rules apply (pagination variables count outside `test`). Default `type`. */
+  readonly collisionType?: QueryType;
+  readonly identifiers: Readonly<Record<string, string>>;
+  readonly secret: Secret;
+  /** Refreshed once after a refusal. */
+  readonly secrets: SecretsCache;
+  /** The queries the run sends (for the collision check). */
+  readonly queries: readonly APIProxyQuery[];
+  readonly ctx: ApiProxyContext;
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  readonly settled?: ConnectorRun['settled'];
+}
+
+/**
+ * The state of one run of an APIProxy connection (a connection's queries, or a request source's list
+ * and finish queries): collisions checked, and checked again on a refreshed secret; tokens scoped to it.
+ */
+export function makeApiProxyRun(o: ApiProxyRunOptions): ConnectionRun {
+  const check = (secret: Secret) => assertNoCollisions(o.conn, o.collisionType ?? o.type, o.identifiers, secret, o.queries);
+  check(o.secret);
+  const run: ConnectionRun = {
+    conn: o.conn,
+    type: o.type,
+    identifiers: o.identifiers,
+    secret: o.secret,
+    refreshSecret: async () => {
+      const secret = await refreshSecretOf(run, o.secrets);
+      check(secret);
+      return secret;
+    },
+    tokens: makeTokenScope({
+      conn: o.conn,
+      cache: o.ctx.tokens,
+      secret: () => run.secret,
+      identifiers: o.identifiers,
+      fetch: (name, spec, depValues, s) => fetchToken(run, name, spec, depValues, s),
+    }),
+    ctx: o.ctx,
+    signal: o.signal,
+    log: o.log,
+    ...(o.settled && { settled: o.settled }),
+  };
+  return run;
+}
+
 /** What the APIProxy connector is built from. */
 export interface ApiProxyDeps extends ApiProxyContext {
   readonly secrets: SecretsCache;
@@ -51,30 +102,7 @@ export function makeApiProxyConnector(deps: ApiProxyDeps): Connector {
   return {
     async run(r) {
       const conn = r.conn as APIProxyConnection;
-      const queries = queriesOfRun(r.statements);
-      assertNoCollisions(conn, r.type, r.identifiers, r.secret, queries);
-      const run: ConnectionRun = {
-        conn,
-        type: r.type,
-        identifiers: r.identifiers,
-        secret: r.secret,
-        refreshSecret: async () => {
-          const secret = await refreshSecretOf(run, deps.secrets);
-          assertNoCollisions(conn, r.type, r.identifiers, secret, queries);
-          return secret;
-        },
-        tokens: makeTokenScope({
-          conn,
-          cache: deps.tokens,
-          secret: () => run.secret,
-          identifiers: r.identifiers,
-          fetch: (name, spec, depValues, s) => fetchToken(run, name, spec, depValues, s),
-        }),
-        ctx: deps,
-        signal: r.signal,
-        log: r.log,
-        settled: r.settled,
-      };
+      const run = makeApiProxyRun({ ...r, conn, queries: queriesOfRun(r.statements), secrets: deps.secrets, ctx: deps });
       for (const s of r.statements) await runQuery(run, compileQuery(s.query as APIProxyQuery), s.label, s.consume);
     },
 

@@ -36,13 +36,13 @@ import { isObject, pointer, pointerSegments } from '../config/problems.js';
 import { queryVariables } from '../config/query-check.js';
 import { type APIProxyConnection, type APIProxyQuery, type RequestType } from '../config/types.js';
 import type { Secret, SecretsCache } from '../credentials/source.js';
-import { assertNoCollisions } from '../connectors/apiproxy.js';
+import { makeApiProxyRun } from '../connectors/apiproxy.js';
 import { compileQuery } from '../engine/compile.js';
 import type { EngineHooks } from '../engine/connection.js';
 import { makeMask } from '../engine/mask.js';
-import { fetchToken, refreshSecretOf, runQuery, type ApiProxyContext, type ConnectionRun } from '../engine/query.js';
+import { runQuery, type ApiProxyContext, type ConnectionRun } from '../engine/query.js';
 import type { RetryPolicy } from '../engine/send.js';
-import { makeTokenCache, makeTokenScope, type TokenCache } from '../engine/tokens.js';
+import { makeTokenCache, type TokenCache } from '../engine/tokens.js';
 import { ABSENT, parsePointer, pointerProblem, valueAt } from '../json-pointer.js';
 import { makeLogger, type Logger } from '../logger.js';
 import { NAME_PATTERN } from '../names.js';
@@ -159,25 +159,8 @@ export function makeHttpSource(opts: HttpSourceOptions): RequestSource {
 
   /** A run of one query through the engine's query path, its identifiers being `values`. */
   async function makeRun(query: APIProxyQuery, values: Readonly<Record<string, string>>, signal: AbortSignal): Promise<ConnectionRun> {
-    const check = (secret: Readonly<Record<string, string>>) => assertNoCollisions(conn, query.paginate ? 'access' : 'test', values, secret, [query]);
     const secret = await secrets.get(credentialsLocation);
-    check(secret);
-    const run: ConnectionRun = {
-      conn,
-      type: 'test',
-      identifiers: values,
-      secret,
-      refreshSecret: async () => {
-        const fresh = await refreshSecretOf(run, secrets);
-        check(fresh);
-        return fresh;
-      },
-      tokens: makeTokenScope({ conn, cache: ctx.tokens, secret: () => run.secret, identifiers: values, fetch: (n, spec, deps, s) => fetchToken(run, n, spec, deps, s) }),
-      ctx,
-      signal,
-      log,
-    };
-    return run;
+    return makeApiProxyRun({ conn, type: 'test', collisionType: query.paginate ? 'access' : 'test', identifiers: values, secret, secrets, queries: [query], ctx, signal, log });
   }
 
   /** The caller's signal bounded by the timeout; `what` names the work in the timeout's message. */
