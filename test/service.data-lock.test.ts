@@ -3,7 +3,7 @@ import { describe, it, expect, afterEach } from '@jest/globals';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTarget, json, type Target } from './helpers/target.js';
-import { startService, freePort, type ServiceProcess } from './helpers/service.js';
+import { startService, type ServiceProcess } from './helpers/service.js';
 import { writeServiceConfig } from './helpers/service-config.js';
 import { lockDataDir } from '../src/server/data-lock.js';
 
@@ -27,7 +27,7 @@ describe('data directory lock (issue 10)', () => {
     const first: ServiceProcess = await startService(configPath, env);
     cleanups.push(() => first.stop('SIGKILL'));
 
-    const second = await startService(configPath, { ...env, PORT: String(await freePort()) }, { wait: false });
+    const second = await startService(configPath, env, { wait: false }); // its own port (PORT=0): the lock, not the port, stops it
     cleanups.push(() => second.stop('SIGKILL'));
     expect(await second.exited).toBe(2);
     expect(second.output()).toMatch(new RegExp(`DATA_DIR_LOCKED.*in use by dsr-agent pid ${first.child.pid}`));

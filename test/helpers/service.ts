@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -8,7 +7,8 @@ export const CLI = join(process.cwd(), 'dist/cli.js');
 
 /** A `dsr-agent serve` child process. */
 export interface ServiceProcess {
-  url: string;
+  /** http://127.0.0.1:<port>, the port the service bound (throws before it has logged "dsr-agent serving"). */
+  readonly url: string;
   child: ChildProcess;
   /** Everything it wrote to stdout and stderr so far. */
   output: () => string;
@@ -17,30 +17,48 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
+/** The port in a "dsr-agent serving" log line, or undefined when `line` is another line. */
+function servingPort(line: string): number | undefined {
+  if (!line.includes('dsr-agent serving')) return undefined;
+  try {
+    const { msg, address } = JSON.parse(line) as { msg?: string; address?: string };
+    return msg === 'dsr-agent serving' && address ? Number(new URL(address).port) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
-/** Spawn `node dist/cli.js serve --config <file>` (or `node <args>`) and wait until /healthz answers (unless `wait` is false). */
+/**
+ * Spawn `node dist/cli.js serve --config <file>` (or `node <args>`) on PORT=0 unless `env` sets PORT, and,
+ * unless `wait` is false, resolve once it logged "dsr-agent serving" with the address it bound. The service
+ * binds the port itself: no port is picked here and released for another process to take first.
+ */
 export async function startService(configPath: string, env: Record<string, string>, opts: { wait?: boolean; args?: string[] } = {}): Promise<ServiceProcess> {
-  const port = await freePort();
   const child = spawn(process.execPath, opts.args ?? [CLI, 'serve', '--config', configPath], {
-    env: { PATH: process.env.PATH!, LOGLEVEL: 'INFO', PORT: String(port), ...env },
+    env: { PATH: process.env.PATH!, LOGLEVEL: 'INFO', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
+  let pending = '';
+  let port: number | undefined;
+  let onListening: (() => void) | undefined;
+  child.stdout!.on('data', (d) => {
+    out += d;
+    pending += d;
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) {
+      port ??= servingPort(line);
+      if (port !== undefined) onListening?.();
+    }
+  });
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  const url = `http://127.0.0.1:${port}`;
   const svc: ServiceProcess = {
-    url,
+    get url() {
+      if (port === undefined) throw new Error(`the service has not logged "dsr-agent serving" yet:\n${out}`);
+      return `http://127.0.0.1:${port}`;
+    },
     child,
     output: () => out,
     exited,
@@ -50,12 +68,19 @@ export async function startService(configPath: string, env: Record<string, strin
     },
   };
   if (opts.wait === false) return svc;
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`service exited ${child.exitCode}:\n${out}`);
-    if (i > 200) throw new Error(`service not healthy after 20 s:\n${out}`);
-    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return svc;
-    await sleep(100);
+  const listening = new Promise<void>((resolve) => (onListening = resolve));
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    listening.then(() => 'listening' as const),
+    exited.then((code) => `exited ${code}`),
+    new Promise<string>((resolve) => (timer = setTimeout(() => resolve('not listening after 20 s'), 20_000))),
+  ]);
+  clearTimeout(timer);
+  if (outcome !== 'listening') {
+    child.kill('SIGKILL');
+    throw new Error(`service ${outcome}:\n${out}`);
   }
+  return svc;
 }
 
 /** Client credentials grant → bearer header. */
