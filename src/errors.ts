@@ -66,6 +66,11 @@ export const ErrorCodes = {
   STORAGE_ERROR: 'STORAGE_ERROR',
   /** A client job id already names a job with another type, other identifiers or other connections. */
   JOB_CONFLICT: 'JOB_CONFLICT',
+  /**
+   * The job queue cannot record jobs right now (the journal's disk refuses writes, or Redis does not
+   * answer); retryable: the API answers 503 with Retry-After and accepts nothing it cannot record.
+   */
+  QUEUE_UNAVAILABLE: 'QUEUE_UNAVAILABLE',
   /** Another running instance owns the data directory (DSR_AGENT_DATA_DIR). */
   DATA_DIR_LOCKED: 'DATA_DIR_LOCKED',
   /** Bad command-line usage or a bad API request. */

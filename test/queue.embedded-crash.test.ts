@@ -44,6 +44,6 @@ describe('embedded queue: kill -9', () => {
     }, 1);
     for (const id of ids) expect((await queue.waitFor(id, 5000))?.status).toBe('succeeded');
     expect(runs).toEqual([['k1', 2], ['k2', 1], ['k3', 1]]);
-    for (const id of ids) expect(readFileSync(join(dataDir, 'jobs', `${id}.json`), 'utf8')).not.toContain('@example.com');
+    for (const id of ids) expect(readFileSync(join(dataDir, 'jobs', 'finished', `${id}.json`), 'utf8')).not.toContain('@example.com');
   });
 });

@@ -26,6 +26,8 @@ function queueOn(dataDir: string): JobQueue {
 }
 const freshDir = () => join(root, `case-${++n}`);
 const journalFile = (dataDir: string, id: string) => join(dataDir, 'jobs', `${id}.json`);
+/** Where a finished job's record lives (moved out of the in-flight folder). */
+const finishedFile = (dataDir: string, id: string) => join(dataDir, 'jobs', 'finished', `${id}.json`);
 const readJournal = (dataDir: string, id: string) => JSON.parse(readFileSync(journalFile(dataDir, id), 'utf8'));
 
 beforeAll(async () => {
@@ -91,7 +93,7 @@ describe('embedded queue: running jobs', () => {
     expect(view).toMatchObject({ id: 'run-1', status: 'succeeded', connections: [{ name: 'svc-a', status: 'succeeded' }] });
     expect(view?.started_at).toBeDefined();
     expect(view?.finished_at).toBeDefined();
-    const raw = readFileSync(journalFile(dir, 'run-1'), 'utf8');
+    const raw = readFileSync(finishedFile(dir, 'run-1'), 'utf8');
     expect(raw).not.toContain(EMAIL);
     expect(JSON.parse(raw)).toMatchObject({ status: 'succeeded', attempt: 1, connections: [{ name: 'svc-a' }] });
     expect(JSON.parse(raw).submission).toBeUndefined();
@@ -173,7 +175,7 @@ describe('embedded queue: running jobs', () => {
     expect(bug).toMatchObject({ status: 'failed', connections: [], error: { code: 'INTERNAL' } });
     expect(bug?.error?.message).not.toContain(EMAIL);
     expect(await q.waitFor('unknown-connection', 5000)).toMatchObject({ status: 'failed', error: { code: 'CONNECTION_NOT_FOUND' } });
-    expect(readFileSync(journalFile(dir, 'bug'), 'utf8')).not.toContain(EMAIL);
+    expect(readFileSync(finishedFile(dir, 'bug'), 'utf8')).not.toContain(EMAIL);
   });
 });
 

@@ -66,7 +66,7 @@ describe('makeCallbackSender', () => {
     const logs = captureLogs();
     const sender = makeCallbackSender({ url: receiver.url, secrets: secretsWith({ 'dg-callback': { token: TOKEN } }), location: 'dg-callback', logger: logs.logger, minDelayMs: 20, maxDelayMs: 100 });
     const started = Date.now();
-    expect(await sender.send(JOB)).toBe(true);
+    expect(await sender.send(JOB)).toBe('delivered');
     expect(Date.now() - started).toBeGreaterThanOrEqual(20); // it waited between attempts
     expect(receiver.requests).toHaveLength(3);
     for (const r of receiver.requests) {
@@ -88,7 +88,7 @@ describe('makeCallbackSender', () => {
     receiver = await startReceiver([400]);
     const logs = captureLogs();
     const sender = makeCallbackSender({ url: receiver.url, secrets: secretsWith({ 'dg-callback': { token: TOKEN } }), location: 'dg-callback', logger: logs.logger, minDelayMs: 10 });
-    expect(await sender.send(JOB)).toBe(false);
+    expect(await sender.send(JOB)).toBe('failed');
     expect(receiver.requests).toHaveLength(1);
     expect(logs.lines().join('\n')).toMatch(/callback not delivered.*HTTP 400|HTTP 400.*callback not delivered/);
   });
@@ -99,7 +99,7 @@ describe('makeCallbackSender', () => {
     const sender = makeCallbackSender({ url: receiver.url, secrets, location: 'dg-callback', logger: captureLogs().logger, minDelayMs: 10 });
     await secrets.get('dg-callback'); // cached: the old token
     writeFileSync(join(dir!, 'secrets.json'), JSON.stringify({ 'dg-callback': { token: 'new-token' } }));
-    expect(await sender.send(JOB)).toBe(true);
+    expect(await sender.send(JOB)).toBe('delivered');
     expect(receiver.requests.map((r) => r.headers.authorization)).toEqual(['Bearer old-token', 'Bearer new-token']);
   });
 
@@ -107,7 +107,7 @@ describe('makeCallbackSender', () => {
     receiver = await startReceiver([503]);
     const sender = makeCallbackSender({ url: receiver.url, secrets: secretsWith({ 'dg-callback': { token: TOKEN } }), location: 'dg-callback', logger: captureLogs().logger, minDelayMs: 20, maxDelayMs: 50, retryWindowMs: 400 });
     const started = Date.now();
-    expect(await sender.send(JOB)).toBe(false);
+    expect(await sender.send(JOB)).toBe('failed');
     const elapsed = Date.now() - started;
     expect(elapsed).toBeLessThan(1500);
     expect(receiver.requests.length).toBeGreaterThanOrEqual(3);
@@ -116,7 +116,7 @@ describe('makeCallbackSender', () => {
   it('retries a refused connection and resolves false without throwing', async () => {
     const logs = captureLogs();
     const sender = makeCallbackSender({ url: 'http://127.0.0.1:9/cb', secrets: secretsWith({ 'dg-callback': { token: TOKEN } }), location: 'dg-callback', logger: logs.logger, minDelayMs: 10, maxDelayMs: 20, retryWindowMs: 200 });
-    expect(await sender.send(JOB)).toBe(false);
+    expect(await sender.send(JOB)).toBe('failed');
     expect(logs.lines().filter((l) => l.includes('callback attempt failed')).length).toBeGreaterThanOrEqual(2);
     expect(logs.lines().join('\n')).toContain('ECONNREFUSED');
   });
@@ -125,7 +125,7 @@ describe('makeCallbackSender', () => {
     receiver = await startReceiver([200]);
     const logs = captureLogs();
     const sender = makeCallbackSender({ url: receiver.url, secrets: secretsWith({ 'dg-callback': { other: 'x' } }), location: 'dg-callback', logger: logs.logger, minDelayMs: 10 });
-    expect(await sender.send(JOB)).toBe(false);
+    expect(await sender.send(JOB)).toBe('failed');
     expect(receiver.requests).toHaveLength(0);
     expect(logs.lines().join('\n')).toContain('has no \\"token\\"');
   });

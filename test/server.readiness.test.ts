@@ -67,7 +67,7 @@ describe('GET /readyz', () => {
     const ok = await readyz();
     expect(ok).toEqual({
       status: 200,
-      body: { status: 'ok', checked_at: expect.any(String), checks: { config: { ok: true }, credentials: { ok: true }, storage: { ok: true }, connections: { ok: true } } },
+      body: { status: 'ok', checked_at: expect.any(String), checks: { config: { ok: true }, credentials: { ok: true }, storage: { ok: true }, connections: { ok: true }, queue: { ok: true } } },
     });
   });
 

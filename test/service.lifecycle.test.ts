@@ -46,7 +46,7 @@ describe('dsr-agent serve: lifecycle', () => {
     expect(job.connections[0].reports).toHaveLength(1);
     expect(readFileSync(job.connections[0].reports[0], 'utf8')).toBe('first_name,Peter\nlast_name,Gibbons\n');
     // The journal no longer holds the identifier once the job is final.
-    const journal = join(dir, 'data', 'jobs', 'crash-1.json');
+    const journal = join(dir, 'data', 'jobs', 'finished', 'crash-1.json');
     expect(existsSync(journal)).toBe(true);
     expect(readFileSync(journal, 'utf8')).not.toContain('peter@initech.com');
   }, 40_000);
@@ -68,7 +68,7 @@ describe('dsr-agent serve: lifecycle', () => {
     const ready = await fetch(`${svc.url}/readyz`);
     expect(ready.status).toBe(503);
     expect(await svc.exited).toBe(0);
-    const journal = JSON.parse(readFileSync(join(dir, 'data', 'jobs', `${accepted.id}.json`), 'utf8'));
+    const journal = JSON.parse(readFileSync(join(dir, 'data', 'jobs', 'finished', `${accepted.id}.json`), 'utf8'));
     expect(journal.status).toBe('succeeded');
   }, 30_000);
 

@@ -32,8 +32,10 @@ export const DEFAULT_AGENT_OPTIONS: AgentOptions = Object.freeze({
   job_lock_seconds: 30,
   queue_name: 'dsr-agent',
   metrics_require_auth: false,
+  token_audience: 'dsr-agent-api',
   http_request_timeout_seconds: 30,
   http_max_connections: 1024,
+  retention_days: 30,
 });
 
 /** Default of job_timeout_seconds: 5 minutes per query type per connection, as DataGrail's agent. */

@@ -172,10 +172,14 @@ export interface AgentOptions {
   readonly queue_name: string;
   /** Require a bearer token (as /api/v1 does) on GET /metrics. Default false. */
   readonly metrics_require_auth: boolean;
+  /** Service: the `aud` of the access tokens this deployment issues and accepts; give each deployment that shares an API client secret its own. Default "dsr-agent-api". */
+  readonly token_audience: string;
   /** Service: seconds a client has to send a whole request (headers and body) before a 408. Default 30. */
   readonly http_request_timeout_seconds: number;
   /** Service: most open client connections at once; more are refused. Default 1024. */
   readonly http_max_connections: number;
+  /** Service: days a finished job (its record and its local reports) is kept; 0 keeps them forever. Default 30. */
+  readonly retention_days: number;
 }
 
 /** Request source types, each a module in src/sources/. */

@@ -35,6 +35,22 @@ export interface QueuedJob {
 /** Runs one job; the signal aborts it at shutdown (the job is then handed back, not failed). */
 export type JobProcessor = (job: QueuedJob, signal: AbortSignal) => Promise<JobResult>;
 
+/** Whether a queue can record jobs now (see {@link JobQueue.health}). */
+export interface QueueHealth {
+  ok: boolean;
+  /** When not ok: QUEUE_UNAVAILABLE. */
+  code?: string;
+  /** When not ok: what failed, safe to show (e.g. "the journal disk refuses writes (ENOSPC)"). */
+  reason?: string;
+}
+
+/**
+ * Delivers a final job to whoever waits for it (the result callback). Resolves 'delivered' or
+ * 'failed' (given up: not retried again), or 'abandoned' once `signal` aborts (shutdown: the queue
+ * keeps it pending and resumes it after a restart). Never rejects.
+ */
+export type JobNotifier = (job: JobView, signal: AbortSignal) => Promise<'delivered' | 'failed' | 'abandoned'>;
+
 /** A durable job queue. Embedded (journal on disk) and Redis (BullMQ) implement it. */
 export interface JobQueue {
   /** Accept a job durably (journaled / in Redis) before resolving. `created` is false when the client id was already known. */
@@ -47,6 +63,10 @@ export interface JobQueue {
   start(processor: JobProcessor, concurrency: number): Promise<void>;
   /** Jobs accepted but not yet started. */
   depth(): Promise<number>;
+  /** Delete finished jobs that finished before `cutoffMs` (epoch ms); resolves with how many. Jobs in flight are never purged. */
+  purge(cutoffMs: number): Promise<number>;
+  /** Can the queue record jobs now? Never does I/O: the outcome of the latest write or command, and of the connection's state. */
+  health(): QueueHealth;
   /** Stop taking jobs; let running ones finish for up to graceMs, then abort and hand them back to the queue. */
   close(graceMs: number): Promise<void>;
 }

@@ -2,6 +2,8 @@
  * The result callback: POST a final job view to config.callback_url, authenticated with the token stored
  * at datagrail_credentials_location, retried with jittered backoff for a bounded time. A callback that
  * cannot be delivered is logged and dropped; the result stays readable through GET /api/v1/jobs/:id.
+ * The queue drives it (see JobNotifier): a callback is journaled as pending with the job's final
+ * state and resumed after a restart, so delivery is at least once.
  */
 import pRetry, { AbortError } from 'p-retry';
 import { request, type Dispatcher } from 'undici';
@@ -30,10 +32,13 @@ export interface CallbackSenderOptions {
   dispatcher?: Dispatcher;
 }
 
+/** How a callback ended: accepted (2xx), given up (not retried again), or stopped by shutdown (resumed later). */
+export type CallbackOutcome = 'delivered' | 'failed' | 'abandoned';
+
 /** Sends final job views to the callback URL. */
 export interface CallbackSender {
-  /** Deliver `job`; resolves true once accepted (2xx), false when given up. Never rejects. */
-  send(job: JobView): Promise<boolean>;
+  /** Deliver `job`; `signal` (or close()) abandons it. Never rejects. */
+  send(job: JobView, signal?: AbortSignal): Promise<CallbackOutcome>;
   /** Abandon pending retries (shutdown); their jobs stay readable through the API. */
   close(): void;
 }
@@ -74,7 +79,7 @@ export function makeCallbackSender(opts: CallbackSenderOptions): CallbackSender 
     return `Bearer ${secret.token}`;
   }
 
-  async function attempt(body: string, refreshed: { done: boolean }): Promise<void> {
+  async function attempt(body: string, refreshed: { done: boolean }, stop: AbortSignal): Promise<void> {
     const auth = await authorization();
     let res: Dispatcher.ResponseData;
     try {
@@ -82,12 +87,12 @@ export function makeCallbackSender(opts: CallbackSenderOptions): CallbackSender 
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
         body,
-        signal: AbortSignal.any([closing.signal, AbortSignal.timeout(attemptTimeoutMs)]),
+        signal: AbortSignal.any([stop, AbortSignal.timeout(attemptTimeoutMs)]),
         ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
       });
       await res.body.dump();
     } catch (err) {
-      if (closing.signal.aborted) throw new AbortError(new CallbackError('abandoned at shutdown'));
+      if (stop.aborted) throw new AbortError(new CallbackError('abandoned at shutdown'));
       // A network error (refused, reset, DNS, timeout): its code is safe to log, its message may not be.
       const e = err as { code?: unknown; name?: unknown };
       throw new CallbackError(typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'network error');
@@ -106,33 +111,38 @@ export function makeCallbackSender(opts: CallbackSenderOptions): CallbackSender 
   }
 
   return {
-    async send(job) {
+    async send(job, signal) {
       const body = JSON.stringify(job);
       const jlog = log.child({ jobId: job.id, status: job.status });
       const refreshed = { done: false };
       const started = Date.now();
+      const stop = signal ? AbortSignal.any([closing.signal, signal]) : closing.signal;
       try {
-        await pRetry(() => attempt(body, refreshed), {
+        await pRetry(() => attempt(body, refreshed, stop), {
           retries: Infinity, // bounded by maxRetryTime instead
           factor: 2,
           minTimeout: minDelayMs,
           maxTimeout: maxDelayMs,
           randomize: true,
           maxRetryTime: retryWindowMs,
-          signal: closing.signal,
+          signal: stop,
           unref: true,
           onFailedAttempt: ({ error, attemptNumber, retryDelay }) => {
             jlog.warn({ origin, attempt: attemptNumber, reason: describe(error), delayMs: Math.round(retryDelay) }, 'callback attempt failed');
           },
         });
         jlog.info({ origin, ms: Date.now() - started }, 'callback delivered');
-        return true;
+        return 'delivered';
       } catch (err) {
+        if (stop.aborted) {
+          jlog.info({ origin }, 'callback abandoned at shutdown; it is resumed after a restart');
+          return 'abandoned';
+        }
         jlog.error(
           { origin, reason: describe(err), ms: Date.now() - started },
           'callback not delivered; the result stays readable through GET /api/v1/jobs/:id',
         );
-        return false;
+        return 'failed';
       }
     },
     close() {

@@ -71,8 +71,11 @@ export function describeValidationIssue(issue: ValidationIssue, context: string)
   }
 }
 
+/** Seconds a client is told to wait (Retry-After) when the job queue is unavailable. */
+export const QUEUE_RETRY_AFTER_SECONDS = 5;
+
 /** The API error for a fastify/AgentError failure, or undefined when it is a server fault (500). */
-export function toClientError(err: FastifyError): { status: number; body: ApiError } | undefined {
+export function toClientError(err: FastifyError): { status: number; body: ApiError; retryAfter?: number } | undefined {
   if (err.validation) {
     const issue = err.validation[0] as unknown as ValidationIssue;
     return { status: 400, body: { error: 'invalid_request', message: describeValidationIssue(issue, err.validationContext ?? 'request') } };
@@ -80,6 +83,10 @@ export function toClientError(err: FastifyError): { status: number; body: ApiErr
   if (isAgentError(err, ErrorCodes.BAD_REQUEST)) return { status: 400, body: { error: 'invalid_request', message: err.message } };
   if (isAgentError(err, ErrorCodes.CONNECTION_NOT_FOUND)) return { status: 404, body: { error: 'connection_not_found', message: err.message } };
   if (isAgentError(err, ErrorCodes.JOB_CONFLICT)) return { status: 409, body: { error: 'conflict', message: err.message } };
+  // Not a client mistake, but not a fault either: the queue cannot record jobs right now, so nothing was accepted.
+  if (isAgentError(err, ErrorCodes.QUEUE_UNAVAILABLE)) {
+    return { status: 503, body: { error: 'queue_unavailable', message: err.message }, retryAfter: QUEUE_RETRY_AFTER_SECONDS };
+  }
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 413, body: { error: 'payload_too_large', message: `the request body is too large; ${BODY_LIMIT_HINT}` } };
@@ -101,6 +108,7 @@ export function apiErrorHandler(err: FastifyError, request: FastifyRequest, repl
   const known = toClientError(err);
   if (known) {
     request.log.info({ status: known.status, error: known.body.error }, 'request rejected');
+    if (known.retryAfter !== undefined) void reply.header('retry-after', String(known.retryAfter));
     void reply.code(known.status).send(known.body);
     return;
   }

@@ -4,7 +4,6 @@
  * ones finish within agent.shutdown_grace_seconds (then hands them back to the queue) and exits 0;
  * a second signal exits at once.
  */
-import { hkdfSync } from 'node:crypto';
 import { resolve } from 'node:path';
 import { makeAgent } from '../bootstrap.js';
 import type { ConfigSources } from '../config/load.js';
@@ -12,7 +11,7 @@ import type { AgentEnv } from '../env.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import { makeLogger } from '../logger.js';
 import { makeJobQueue } from '../queue/index.js';
-import { isFinal } from '../queue/common.js';
+import { startRetention } from './retention.js';
 import { makeReportStorage } from '../storage/index.js';
 import { VERSION } from '../version.js';
 import { buildApp } from './app.js';
@@ -39,11 +38,6 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-/** Derive the access-token signing key from the API client secret: every replica sharing the secret agrees. */
-export function deriveTokenKey(clientSecret: string): Uint8Array {
-  return new Uint8Array(hkdfSync('sha256', clientSecret, 'dsr-agent', 'access-token-v1', 32));
-}
-
 /** Start the service; resolves once listening. Config or credentials problems throw AgentError. */
 export async function startService(opts: ServeOptions): Promise<Service> {
   const logger = makeLogger({ level: opts.agentEnv.logLevel, destination: 1 });
@@ -61,11 +55,21 @@ export async function startService(opts: ServeOptions): Promise<Service> {
   // One owner per data directory, taken before the journal is read: a second instance exits, no job runs twice.
   const unlock = lockDataDir(dataDir);
   const storage = makeReportStorage(config.platform.storage_manager, { dataDir, baseDir, env: opts.agentEnv });
-  const queue = makeJobQueue({ redisUrl: config.redis_url, dataDir, logger, name: config.agent.queue_name, lockMs: config.agent.job_lock_seconds * 1000 });
-  const readiness = makeReadiness({ engine, storage, secrets, config, logger, intervalMs: config.agent.readiness_interval_seconds * 1000 });
-  const callback = config.callback_url && config.datagrail_credentials_location
-    ? makeCallbackSender({ url: config.callback_url, secrets, location: config.datagrail_credentials_location, logger })
+  // The callback sender warns at startup when callback_url has no datagrail_credentials_location (sent without Authorization).
+  const callback = config.callback_url
+    ? makeCallbackSender({ url: config.callback_url, secrets, ...(config.datagrail_credentials_location ? { location: config.datagrail_credentials_location } : {}), logger })
     : undefined;
+  const queue = makeJobQueue({
+    redisUrl: config.redis_url,
+    dataDir,
+    logger,
+    name: config.agent.queue_name,
+    lockMs: config.agent.job_lock_seconds * 1000,
+    retentionMs: config.agent.retention_days * 24 * 60 * 60 * 1000,
+    // Durable: the queue journals a pending callback with the job's final state and resumes it after a restart.
+    ...(callback ? { notify: (view, signal) => callback.send(view, signal) } : {}),
+  });
+  const readiness = makeReadiness({ engine, storage, secrets, config, logger, queue, intervalMs: config.agent.readiness_interval_seconds * 1000 });
 
   const sources = makeSources({
     config,
@@ -80,8 +84,8 @@ export async function startService(opts: ServeOptions): Promise<Service> {
   readiness.setSources(() => sources.state());
   readiness.start();
 
-  const tokenKey = deriveTokenKey(client.client_secret);
-  const app = await buildApp({ config, engine, queue, storage, secrets, logger, metrics, tokenKey, readiness, version: VERSION });
+  // Access tokens: buildApp derives the signing key from the API client secret and this deployment, re-reading the secret through the cache (rotation).
+  const app = await buildApp({ config, engine, queue, storage, secrets, logger, metrics, readiness, version: VERSION });
   let address: string;
   try {
     address = await app.listen({ port: opts.port, host: opts.host ?? '0.0.0.0' });
@@ -102,10 +106,9 @@ export async function startService(opts: ServeOptions): Promise<Service> {
     if (signal.aborted) throw signal.reason; // shutdown: hand the job back rather than record a failure
     metrics.jobFinished(result.type, result.status);
     log.info({ status: result.status }, 'job finished');
-    // The callback carries the job as recorded: wait for the queue to journal the final state.
-    if (callback) void queue.waitFor(job.id, 60_000).then((view) => view && isFinal(view.status) && callback.send(view), () => undefined);
-    return result;
+    return result; // the queue journals the final state, then sends the callback
   }, config.agent.job_concurrency);
+  const retention = startRetention({ queue, storage, retentionDays: config.agent.retention_days, logger });
   logger.info({ address, config: source, queue: config.redis_url ? 'redis' : 'embedded', storage: storage.description }, 'dsr-agent serving');
   // Polling starts once the API listens: a request taken is a job the API can already answer for.
   sources.start();
@@ -116,7 +119,9 @@ export async function startService(opts: ServeOptions): Promise<Service> {
       logger.info({ graceSeconds: config.agent.shutdown_grace_seconds }, 'shutting down: draining jobs');
       readiness.setDraining();
       await sources.stop();
-      await queue.close(config.agent.shutdown_grace_seconds * 1000);
+      retention.stop();
+      await queue.close(config.agent.shutdown_grace_seconds * 1000); // drains callbacks within the grace too
+      callback?.close();
       readiness.stop();
       await app.close();
       await engine.close();

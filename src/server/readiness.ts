@@ -7,6 +7,7 @@ import type { SecretsSource } from '../credentials/source.js';
 import type { Engine, TestResult } from '../engine/index.js';
 import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { JobQueue } from '../queue/types.js';
 import type { ReportStorage } from '../storage/sink.js';
 
 /** One check's outcome. A failure carries the agent error code (the message goes to the log). */
@@ -22,7 +23,7 @@ export interface ReadinessSnapshot {
   status: 'ok' | 'unavailable' | 'draining';
   /** When the latest background check finished; absent before the first. */
   checked_at?: string;
-  /** config, credentials, storage, connections. */
+  /** config, credentials, storage, connections, and queue (live: the journal's disk or Redis, as of the latest write or command). */
   checks?: Record<string, CheckOutcome>;
   /** Request sources: the latest poll of each (details only: a failing source does not make the replica unready). */
   sources?: Record<string, unknown>;
@@ -62,6 +63,8 @@ export interface ReadinessOptions {
   secrets: SecretsSource;
   config: AgentConfig;
   logger: Logger;
+  /** The job queue: its health is read at every probe, so a failed journal write or a lost Redis shows at once. */
+  queue?: Pick<JobQueue, 'health'>;
   /** Time between checks in ms (agent.readiness_interval_seconds × 1000). Default 60000. */
   intervalMs?: number;
   /** How long one round of checks may take before the slow parts count as failed, in ms. Default 30000. */
@@ -168,9 +171,14 @@ export function makeReadiness(opts: ReadinessOptions): Readiness {
 
   function snapshot(): ReadinessSnapshot {
     if (draining) return { status: 'draining' };
-    const ok = Object.values(checks).every((c) => c.ok);
+    let all = checks;
+    if (opts.queue) {
+      const h = opts.queue.health();
+      all = { ...checks, queue: h.ok ? { ok: true } : { ok: false, code: h.code ?? ErrorCodes.QUEUE_UNAVAILABLE } };
+    }
+    const ok = Object.values(all).every((c) => c.ok);
     const sources = sourceStates?.();
-    return { status: ok ? 'ok' : 'unavailable', ...(checkedAt ? { checked_at: checkedAt } : {}), checks, ...(sources && Object.keys(sources).length ? { sources } : {}) };
+    return { status: ok ? 'ok' : 'unavailable', ...(checkedAt ? { checked_at: checkedAt } : {}), checks: all, ...(sources && Object.keys(sources).length ? { sources } : {}) };
   }
 
   return {

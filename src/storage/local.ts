@@ -1,7 +1,7 @@
 /** Reports on the local file system. */
 import { makeOptionChecker, type StorageProvider } from './provider.js';
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AgentError, ErrorCodes } from '../errors.js';
 import { assertPrefix, assertSafeSegment, checkPrefix, reportFileName } from './paths.js';
@@ -104,6 +104,30 @@ export function makeLocalStorage(options: { directory: string; prefix?: string }
           { cause: err },
         );
       }
+    },
+    async purge(cutoffMs) {
+      let purged = 0;
+      let entries;
+      try {
+        entries = await readdir(base, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+        throw new AgentError(ErrorCodes.STORAGE_ERROR, `Could not list ${base} to purge old reports (${fsReason(err)})`, { cause: err });
+      }
+      for (const entry of entries) {
+        if (!entry.isDirectory()) continue; // job folders only
+        const folder = join(base, entry.name);
+        try {
+          if ((await stat(folder)).mtimeMs >= cutoffMs) continue;
+          await rm(folder, { recursive: true, force: true });
+          purged += 1;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+            throw new AgentError(ErrorCodes.STORAGE_ERROR, `Could not purge the reports in ${folder} (${fsReason(err)})`, { cause: err });
+          }
+        }
+      }
+      return purged;
     },
   };
 }

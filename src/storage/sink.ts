@@ -2,7 +2,11 @@
 
 /** Where one job's reports go. The engine calls put() once per access object, in order, as soon as the object's CSV is ready. */
 export interface ReportSink {
-  /** Store report_<n>.csv of a connection; resolves to its location (an absolute file path, or s3://bucket/key). */
+  /**
+   * Store report_<n>.csv of a connection; resolves to its location, `<folder>/report_<n>.csv` with one
+   * folder per connection (an absolute file path, or s3://bucket/key): a job result names reports past
+   * its first 1000 by that folder and their count.
+   */
   put(connectionUuid: string, n: number, csv: string): Promise<string>;
 }
 
@@ -13,4 +17,9 @@ export interface ReportStorage {
   forJob(jobId: string): ReportSink;
   /** Throws AgentError(STORAGE_ERROR) when storage is not writable (write + delete a small probe object). */
   check(): Promise<void>;
+  /**
+   * Delete the reports of jobs last written before `cutoffMs` (epoch ms); resolves with how many jobs.
+   * Local storage only: object stores keep reports by their own lifecycle rules.
+   */
+  purge?(cutoffMs: number): Promise<number>;
 }

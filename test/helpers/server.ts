@@ -4,10 +4,10 @@
  * 127.0.0.1:0. The job processor mirrors the one src/server/main.ts wires.
  */
 import type { ThrottleOptions } from '../../src/server/throttle.js';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/server/app.js';
+import { deriveTokenKey, tokenBindingOf } from '../../src/server/auth.js';
 import { makeMetrics, type Metrics } from '../../src/server/metrics.js';
 import { makeReadiness, type Readiness } from '../../src/server/readiness.js';
 import { makeSecretsSource } from '../../src/credentials/index.js';
@@ -67,8 +67,9 @@ export async function startTestServer(connections: Array<Record<string, unknown>
   const reportsDir = join(agent.dir, 'reports');
   const storage = makeLocalStorage({ directory: reportsDir });
   const queue = makeJobQueue({ dataDir: join(agent.dir, 'data'), logger: agent.logs.logger });
-  const readiness = makeReadiness({ engine: agent.engine, storage, secrets, config, logger: agent.logs.logger, intervalMs: 60_000 });
-  const tokenKey = new Uint8Array(randomBytes(32));
+  const readiness = makeReadiness({ engine: agent.engine, storage, secrets, config, logger: agent.logs.logger, queue, intervalMs: 60_000 });
+  // The key the app derives from the API client secret and this config's deployment (tests sign their own tokens with it).
+  const tokenKey = deriveTokenKey({ clientId: CLIENT.id, clientSecret: CLIENT.secret }, tokenBindingOf(config));
   if (opts.process !== false) {
     await queue.start(async (job, signal) => {
       const result = await agent.engine.run(job.submission, { sink: storage.forJob(job.id), signal });
@@ -76,7 +77,7 @@ export async function startTestServer(connections: Array<Record<string, unknown>
       return result;
     }, 2);
   }
-  const app = await buildApp({ config, engine: agent.engine, queue, storage, secrets, logger: agent.logs.logger, metrics, tokenKey, readiness, version: '9.9.9-test', throttle: opts.throttle });
+  const app = await buildApp({ config, engine: agent.engine, queue, storage, secrets, logger: agent.logs.logger, metrics, readiness, version: '9.9.9-test', throttle: opts.throttle });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   return {
     app,
