@@ -7,6 +7,15 @@ export function formatTable(header: string[], rows: string[][]): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
 }
 
+/** The `result` cell of a connection in `run`'s table: its error, why it was skipped, its report count, or its identifiers. */
+export function resultCell(c: ConnectionResult): string {
+  if (c.error) return `${c.error.code}: ${c.error.message}`;
+  if (c.reason !== undefined) return c.reason;
+  const reports = c.report_count ?? c.reports?.length;
+  if (reports !== undefined) return `${reports} report(s)`;
+  return c.identifiers ? JSON.stringify(c.identifiers) : 'ok';
+}
+
 /** Progress lines on a terminal: what is running and how long each connection took. */
 export function makeProgress(stream: NodeJS.WriteStream): JobProgress {
   return {

@@ -12,7 +12,7 @@ import { makeAgent } from './bootstrap.js';
 import { AgentError, ErrorCodes, isAgentError } from './errors.js';
 import { REQUEST_TYPES, type RequestType } from './config/types.js';
 import { makeLocalSink } from './storage/local.js';
-import { formatTable, makeProgress } from './cli-output.js';
+import { formatTable, makeProgress, resultCell } from './cli-output.js';
 import { VERSION } from './version.js';
 
 const env = readEnv();
@@ -110,7 +110,7 @@ program
             c.name,
             c.status,
             c.duration_ms === undefined ? '' : `${c.duration_ms} ms`,
-            c.error ? `${c.error.code}: ${c.error.message}` : c.reason ?? (c.reports ? `${c.reports.length} report(s)` : c.identifiers ? JSON.stringify(c.identifiers) : 'ok'),
+            resultCell(c),
           ]),
         ),
       );

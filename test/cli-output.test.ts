@@ -1,11 +1,19 @@
 import { describe, it, expect } from '@jest/globals';
-import { formatTable, makeProgress } from '../src/cli-output.js';
+import { formatTable, makeProgress, resultCell } from '../src/cli-output.js';
 
 describe('CLI output', () => {
   it('aligns table columns under a header and a rule', () => {
     expect(formatTable(['connection', 'health'], [['User Service', 'healthy'], ['Orders', 'UNHEALTHY']])).toBe(
       'connection    health\n------------  ---------\nUser Service  healthy\nOrders        UNHEALTHY\n',
     );
+  });
+
+  it("run's result cell counts every report, also past the listed ones", () => {
+    const base = { uuid: 'u', name: 'n', status: 'succeeded' as const };
+    expect(resultCell({ ...base, reports: ['/r/u/report_1.csv'], report_count: 5000, report_location: '/r/u', reports_truncated: true })).toBe('5000 report(s)');
+    expect(resultCell({ ...base, reports: ['/r/u/report_1.csv', '/r/u/report_2.csv'] })).toBe('2 report(s)');
+    expect(resultCell({ ...base, status: 'failed', report_count: 3, error: { code: 'HTTP_NETWORK', message: 'reset' } })).toBe('HTTP_NETWORK: reset');
+    expect(resultCell({ ...base, identifiers: { user_id: ['u-1'] } })).toBe('{"user_id":["u-1"]}');
   });
 
   it('progress says what is running and how long each connection took', () => {

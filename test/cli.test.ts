@@ -129,6 +129,7 @@ describe('dsr-agent run', () => {
     expect(result.status).toBe('partial');
     const byName = Object.fromEntries(result.connections.map((c: { name: string }) => [c.name, c]));
     expect(byName.Good).toMatchObject({ uuid: GOOD, status: 'succeeded', reports: [join(out, GOOD, 'report_1.csv'), join(out, GOOD, 'report_2.csv')] });
+    expect(byName.Good).toMatchObject({ report_count: 2, report_location: join(out, GOOD) });
     expect(byName.Bad).toMatchObject({ status: 'failed', error: { code: 'HTTP_STATUS' } });
     expect(byName.Staging).toMatchObject({ status: 'skipped' });
     expect(readFileSync(join(out, GOOD, 'report_1.csv'), 'utf8')).toBe('first_name,Peter\nfriends_0,Samir\n');

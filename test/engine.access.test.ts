@@ -6,6 +6,7 @@ import { startTarget, json } from './helpers/target.js';
 import { makeTestAgent, connection, query, useFixtures } from './helpers/agent.js';
 import { makeLocalSink } from '../src/storage/local.js';
 import type { ReportSink } from '../src/storage/sink.js';
+import { REPORT_LIST_CAP } from '../src/engine/index.js';
 
 const fx = useFixtures();
 
@@ -25,6 +26,8 @@ describe('access', () => {
     const uuid = conn.uuid as string;
     expect(readdirSync(join(out, uuid)).sort()).toEqual(['report_1.csv', 'report_2.csv']);
     expect(result.connections[0]!.reports).toEqual([join(out, uuid, 'report_1.csv'), join(out, uuid, 'report_2.csv')]);
+    expect(result.connections[0]).toMatchObject({ report_count: 2, report_location: join(out, uuid) });
+    expect(result.connections[0]).not.toHaveProperty('reports_truncated');
     expect(readFileSync(join(out, uuid, 'report_1.csv'), 'utf8')).toBe('first_name,Peter\nlast_name,Gibbons\ncompany,Initech\nfriends_0,Samir\nfriends_1,Michael\n');
     expect(readFileSync(join(out, uuid, 'report_2.csv'), 'utf8')).toBe(
       'address_type,Home\naddress_street,191 N. Lamar\naddress_city,Flander\naddress_state,Illinois\naddress_zip_code,77070\n',
@@ -42,6 +45,35 @@ describe('access', () => {
     const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink });
     expect(puts).toEqual(['1:a,1', '2:a,2', '3:b,3']);
     expect(result.connections[0]!.reports).toHaveLength(3);
+  });
+
+  it('lists the first REPORT_LIST_CAP report locations, and names every report by report_location and report_count', async () => {
+    const count = REPORT_LIST_CAP + 5;
+    fx.target = await startTarget((_req, res) => json(res, 200, Array.from({ length: count }, (_, i) => ({ i: i + 1 }))));
+    const conn = connection({ access: [query(`${fx.target.url}/a`)] });
+    fx.agent = makeTestAgent([conn]);
+    const out = join(fx.agent.dir, 'out');
+    const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: makeLocalSink(out) });
+    const c = result.connections[0]!;
+    const folder = join(out, conn.uuid as string);
+    expect(c).toMatchObject({ status: 'succeeded', report_count: count, report_location: folder, reports_truncated: true });
+    expect(c.reports).toEqual(Array.from({ length: REPORT_LIST_CAP }, (_, i) => join(folder, `report_${i + 1}.csv`)));
+    // Every report the result names is the file written for that object, and no other file exists.
+    expect(readdirSync(folder)).toHaveLength(count);
+    for (const n of [1, REPORT_LIST_CAP, REPORT_LIST_CAP + 1, count]) expect(readFileSync(`${c.report_location}/report_${n}.csv`, 'utf8')).toBe(`i,${n}\n`);
+  });
+
+  it('keeps every location when the sink returns locations that do not follow one folder', async () => {
+    const count = REPORT_LIST_CAP + 3;
+    fx.target = await startTarget((_req, res) => json(res, 200, Array.from({ length: count }, (_, i) => ({ i }))));
+    fx.agent = makeTestAgent([connection({ access: [query(`${fx.target.url}/a`)] })]);
+    const sink: ReportSink = { put: async (_uuid, n) => `mem:${n}` };
+    const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink });
+    const c = result.connections[0]!;
+    expect(c.reports).toEqual(Array.from({ length: count }, (_, i) => `mem:${i + 1}`));
+    expect(c.report_count).toBe(count);
+    expect(c).not.toHaveProperty('report_location');
+    expect(c).not.toHaveProperty('reports_truncated');
   });
 
   it.each([
@@ -106,6 +138,7 @@ describe('access: a data subject that does not exist', () => {
     });
     fx.agent = makeTestAgent([connection({ access: [query(`${fx.target.url}/gone`, { valid_response_codes: [200, 404] }), query(`${fx.target.url}/empty`, { valid_response_codes: [200, 204] })] })]);
     const result = await fx.agent.engine.run({ type: 'access', identifiers: { email: 'x@y.z' } }, { sink: { put: async () => 'x' } });
-    expect(result.connections[0]).toMatchObject({ status: 'succeeded', reports: [] });
+    expect(result.connections[0]).toMatchObject({ status: 'succeeded', reports: [], report_count: 0 });
+    expect(result.connections[0]).not.toHaveProperty('report_location');
   });
 });

@@ -50,6 +50,8 @@ function expectSeedReports(view: JobView): void {
   const [result] = view.connections.filter((c) => c.uuid === conn.uuid);
   const dir = join(s.reportsDir, view.id, conn.uuid as string);
   expect(result!.reports).toEqual([join(dir, 'report_1.csv'), join(dir, 'report_2.csv')]);
+  // The count and folder that name reports past the listed ones survive the API's response schema.
+  expect(result).toMatchObject({ report_count: 2, report_location: dir });
   expect(readFileSync(result!.reports![0]!, 'utf8')).toBe('first_name,Peter\nlast_name,Gibbons\ncompany,Initech\nfriends_0,Samir\nfriends_1,Michael\n');
   expect(readFileSync(result!.reports![1]!, 'utf8')).toContain('address_street,191 N. Lamar\n');
 }

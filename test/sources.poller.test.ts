@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 function result(type: JobResult['type']): JobResult {
-  return { type, status: 'succeeded', connections: [{ uuid: '00000000-0000-4000-8000-000000000001', name: 'CRM', status: 'succeeded', reports: ['a', 'b'] }] };
+  return { type, status: 'succeeded', connections: [{ uuid: '00000000-0000-4000-8000-000000000001', name: 'CRM', status: 'succeeded', reports: ['a', 'b'], report_count: 1500, reports_truncated: true }] };
 }
 
 async function fake(): Promise<DastraFake> {
@@ -76,6 +76,7 @@ describe('request source polling (embedded queue)', () => {
     expect(f.request(a.id)!.state).toBe('Closed');
     expect(String(f.request(b.id)!.resolutionMessage)).toMatch(/identifier/i);
     expect(String(f.request(a.id)!.resolutionMessage)).not.toContain('peter@initech.example');
+    expect(String(f.request(a.id)!.resolutionMessage)).toContain('CRM succeeded (1500 reports)'); // the count, not the listed locations
 
     // A restart: a new queue on the same journal, a new ledger on the same folder.
     await queue.close(1000);

@@ -8,6 +8,7 @@ import { statementsOf, type RunStatement } from '../connectors/types.js';
 import { makeMask, type Mask } from './mask.js';
 import type { RetryPolicy } from './send.js';
 import { accessConsumer, identifierConsumer, type AccessOutput } from './responses.js';
+import { ReportList, type ReportSummary } from './report-list.js';
 
 /** Hooks for metrics; every argument is free of personal data. */
 export interface EngineHooks {
@@ -29,16 +30,15 @@ export interface ConnectionContext {
 }
 
 /** Reports a failed access run had already written, by its error (so none is left that no job lists). */
-const partial = new WeakMap<object, string[]>();
+const partial = new WeakMap<object, ReportSummary>();
 
-/** The reports written before `err` failed an access run ([] when none). */
-export function partialReportsOf(err: unknown): string[] {
-  return (typeof err === 'object' && err !== null && partial.get(err)) || [];
+/** The reports written before `err` failed an access run; undefined when none. */
+export function partialReportsOf(err: unknown): ReportSummary | undefined {
+  return typeof err === 'object' && err !== null ? partial.get(err) : undefined;
 }
 
-/** What one connection produced for one query type. */
-export interface ConnectionOutput {
-  reports?: string[];
+/** What one connection produced for one query type: access reports (a summary whose size is bounded), or identifiers. */
+export interface ConnectionOutput extends Partial<ReportSummary> {
   identifiers?: Record<string, string[]>;
 }
 
@@ -65,7 +65,7 @@ export async function runConnectionQueries(
   const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
   const started = performance.now();
   let failureReported = false;
-  let written: string[] | undefined;
+  let written: ReportList | undefined;
   try {
     const connector = await ctx.connectors.get(conn.connector_type);
     const secret = await ctx.secrets.get(conn.credentials_location);
@@ -76,9 +76,8 @@ export async function runConnectionQueries(
     let access: AccessOutput | undefined;
     if (type === 'access') {
       if (!opts.sink) throw new Error('access queries need a report sink');
-      access = { sink: opts.sink, connectionUuid: conn.uuid, reports: [] };
-      out.reports = access.reports;
-      written = access.reports;
+      written = new ReportList();
+      access = { sink: opts.sink, connectionUuid: conn.uuid, reports: written };
     }
     const statements: RunStatement[] = statementsOf(conn, type).map((st) => ({
       ...st,
@@ -102,10 +101,10 @@ export async function runConnectionQueries(
       },
     });
     if (type === 'identifiers') out.identifiers = Object.fromEntries([...found].map(([n, v]) => [n, [...v]]));
-    return out;
+    return written ? { ...out, ...written.summary() } : out;
   } catch (err) {
     const e = signal.aborted && !isAgentError(err) ? signal.reason : err;
-    if (written?.length && typeof e === 'object' && e !== null) partial.set(e, [...written]);
+    if (written?.length && typeof e === 'object' && e !== null) partial.set(e, written.summary());
     if (isAgentError(e, ErrorCodes.JOB_TIMEOUT)) ctx.hooks.timedOut?.({ connection: conn.name, type });
     // A connector that reports only its successes (databases, SSH) leaves the failure to be reported here.
     if (!failureReported) {

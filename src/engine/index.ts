@@ -17,6 +17,7 @@ import { findConnection, selectConnections } from './select.js';
 
 export type { JobRequest, JobResult, ConnectionResult, JobProgress } from './job.js';
 export type { EngineHooks } from './connection.js';
+export { REPORT_LIST_CAP, type ReportSummary } from './report-list.js';
 export { jobStatus, assertIdentifiers } from './job.js';
 export { findConnection } from './select.js';
 

@@ -20,8 +20,17 @@ export interface ConnectionResult {
   uuid: string;
   name: string;
   status: 'succeeded' | 'failed' | 'skipped';
-  /** Access: report locations in order. */
+  /**
+   * Access: report locations in order, at most REPORT_LIST_CAP (1000) of them; with report_count and
+   * report_location every report is named (`<report_location>/report_<n>.csv`).
+   */
   reports?: string[];
+  /** Access: how many reports were written (also on a failed connection that wrote some). */
+  report_count?: number;
+  /** Access: the folder or key prefix of the reports (file path, s3://…, gs://…, azure://…); absent with no report. */
+  report_location?: string;
+  /** Access: true when `reports` lists fewer than `report_count` locations. */
+  reports_truncated?: true;
   /** Identifiers: name → distinct values found. */
   identifiers?: Record<string, string[]>;
   error?: { code: string; message: string };
@@ -101,8 +110,7 @@ export async function runJob(config: AgentConfig, req: JobRequest, ctx: Connecti
           const e = asAgentError(err);
           ctx.logger.error({ connection: c.name, uuid: c.uuid, code: e.code, err: { message: e.message } }, `${req.type} failed`);
           // Reports written before the failure are listed: no file of personal data exists that no job points to.
-          const reports = partialReportsOf(err);
-          result = { ...base, status: 'failed', error: e.toJSON(), ...(reports.length ? { reports } : {}) };
+          result = { ...base, status: 'failed', error: e.toJSON(), ...partialReportsOf(err) };
         }
         result.duration_ms = Math.round(performance.now() - started);
         opts.progress?.onDone?.(result);

@@ -14,8 +14,11 @@ import type { RecordConsumer } from './read.js';
 export interface AccessOutput {
   readonly sink: ReportSink;
   readonly connectionUuid: string;
-  /** Locations written so far, in order; report numbers continue across pages and queries. */
-  readonly reports: string[];
+  /**
+   * Locations written so far, in order; report numbers continue across pages and queries. A
+   * ReportList (src/engine/report-list.ts) keeps them in bounded memory; a plain array also works.
+   */
+  readonly reports: { readonly length: number; push(location: string): unknown };
 }
 
 /** Each record becomes one report, written as soon as it is complete. */

@@ -46,7 +46,7 @@ function outcomeOf(view: JobView, storage: string): JobOutcome {
     jobId: view.id,
     type: view.type,
     status: view.status as JobOutcome['status'],
-    connections: view.connections.map((c) => ({ name: c.name, status: c.status, reports: c.reports?.length ?? 0 })),
+    connections: view.connections.map((c) => ({ name: c.name, status: c.status, reports: c.report_count ?? c.reports?.length ?? 0 })),
     storage,
   };
 }
