@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as oauth from 'oauth4webapi';
 import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import { connection, query } from './helpers/agent.js';
+import { metricValues } from './helpers/metrics.js';
 import { startTestServer, getToken, basic, CLIENT, API_LOCATION, CONNECTION_SECRET, type TestServer } from './helpers/server.js';
 
 let s: TestServer;
@@ -98,9 +99,12 @@ describe('POST /api/v1/token errors (RFC 6749 section 5.2)', () => {
   });
 
   it('counts refusals in dsr_token_failures_total', async () => {
-    const text = await (await fetch(`${s.url}/metrics`)).text();
-    expect(text).toMatch(/dsr_token_failures_total\{reason="invalid_client"\} [1-9]/);
-    expect(text).toMatch(/dsr_token_failures_total\{reason="unsupported_grant_type"\} [1-9]/);
+    // Deltas over this test's own requests, whatever the tests before it left in the counters.
+    const series = ['invalid_client', 'unsupported_grant_type'].map((reason) => `dsr_token_failures_total{reason="${reason}"}`);
+    const before = await metricValues(s.url, series);
+    expect((await form(`grant_type=client_credentials&client_id=${CLIENT.id}&client_secret=nope`)).status).toBe(401);
+    expect((await form('grant_type=password', { authorization: basic(CLIENT.id, CLIENT.secret) })).status).toBe(400);
+    expect(await metricValues(s.url, series)).toEqual(Object.fromEntries(series.map((k) => [k, before[k]! + 1])));
   });
 });
 
@@ -113,7 +117,8 @@ describe('bearer tokens on /api/v1', () => {
       .setAudience(claims.aud ?? 'dsr-agent-api')
       .setSubject(CLIENT.id)
       .setJti('j1')
-      .setIssuedAt(now() - 3600)
+      // A minute ago: a token may be at most its 15-minute lifetime old (from iat), so an hour-old iat is now refused.
+      .setIssuedAt(now() - 60)
       .setExpirationTime(claims.exp ?? now() + 600)
       .sign(key);
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
@@ -162,10 +167,12 @@ describe('bearer tokens on /api/v1', () => {
   });
 
   it('counts bearer refusals by reason', async () => {
-    const text = await (await fetch(`${s.url}/metrics`)).text();
-    for (const reason of ['bearer_missing', 'bearer_malformed', 'bearer_expired', 'bearer_invalid']) {
-      expect(text).toMatch(new RegExp(`dsr_token_failures_total\\{reason="${reason}"\\} [1-9]`));
+    const series = ['bearer_missing', 'bearer_malformed', 'bearer_expired', 'bearer_invalid'].map((reason) => `dsr_token_failures_total{reason="${reason}"}`);
+    const before = await metricValues(s.url, series);
+    for (const header of [undefined, 'Bearer ', `Bearer ${await sign(s.tokenKey, { exp: now() - 60 })}`, `Bearer ${await sign(s.tokenKey, { aud: 'someone-else' })}`]) {
+      expect((await connections(header)).status).toBe(401);
     }
+    expect(await metricValues(s.url, series)).toEqual(Object.fromEntries(series.map((k) => [k, before[k]! + 1])));
   });
 
   it('never logs the Authorization header, the token or the client secret', async () => {

@@ -14,7 +14,7 @@ import type { Engine } from '../engine/index.js';
 import type { Logger } from '../logger.js';
 import type { JobQueue } from '../queue/types.js';
 import type { ReportStorage } from '../storage/sink.js';
-import { DEFAULT_TOKEN_TTL_SECONDS, makeBearerHook } from './auth.js';
+import { DEFAULT_TOKEN_TTL_SECONDS, makeBearerHook, makeTokenKeys, tokenBindingOf, type TokenKeys } from './auth.js';
 import { apiErrorHandler } from './errors.js';
 import type { Metrics } from './metrics.js';
 import type { Readiness } from './readiness.js';
@@ -33,13 +33,16 @@ export interface AppDeps {
   queue: JobQueue;
   /** Report storage (readiness checks it through `readiness`). */
   storage: ReportStorage;
-  /** Reads the API client secret {client_id, client_secret} at datagrail_agent_credentials_location. */
+  /** Reads the API client secret {client_id, client_secret} at datagrail_agent_credentials_location; a cache's invalidate() lets the token endpoint see a rotation early. */
   secrets: SecretsSource;
   logger: Logger;
   /** From makeMetrics(); buildApp wires the queue depth into it. */
   metrics: Metrics;
-  /** HMAC key for access tokens (main.ts derives it from the API client secret with HKDF). */
-  tokenKey: Uint8Array;
+  /**
+   * The API client secret and the access-token signing key derived from it. Default: makeTokenKeys over
+   * `secrets` at datagrail_agent_credentials_location, bound to this config's deployment.
+   */
+  tokenKeys?: TokenKeys;
   /** From makeReadiness(); the caller starts and stops it. */
   readiness: Readiness;
   version: string;
@@ -86,7 +89,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(makeValidatorCompiler(schemas));
   for (const s of schemas) app.addSchema(s);
   app.setErrorHandler(apiErrorHandler);
-  const bearer = config.datagrail_agent_credentials_location ? makeBearerHook(deps.tokenKey, metrics) : undefined;
+  const location = config.datagrail_agent_credentials_location;
+  const tokenTtlSeconds = deps.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
+  const tokenKeys = location ? (deps.tokenKeys ?? makeTokenKeys({ secrets: deps.secrets, location, binding: tokenBindingOf(config), logger: deps.logger })) : undefined;
+  const bearer = tokenKeys ? makeBearerHook(tokenKeys, metrics, tokenTtlSeconds) : undefined;
   app.setNotFoundHandler(async (request, reply) => {
     // Under /api/v1 an unauthenticated client learns nothing, not even which routes exist: 401 first.
     if (bearer && request.url.startsWith('/api/v1/')) {
@@ -122,11 +128,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { readiness: deps.readiness, metrics, version: deps.version, metricsAuth: config.agent.metrics_require_auth ? bearer : undefined });
   await app.register(tokenRoutes, {
-    config,
-    secrets: deps.secrets,
     metrics,
-    tokenKey: deps.tokenKey,
-    tokenTtlSeconds: deps.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS,
+    tokenKeys,
+    tokenTtlSeconds,
     throttle: makeThrottle(deps.throttle),
   });
   await app.register(async (api) => {

@@ -4,10 +4,8 @@
  */
 import formbody from '@fastify/formbody';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import type { AgentConfig } from '../../config/types.js';
-import type { SecretsSource } from '../../credentials/source.js';
-import { isAgentError } from '../../errors.js';
-import { credentialsMatch, issueAccessToken, parseBasicAuth, type ClientCredentials } from '../auth.js';
+import { errorCodeOf, ErrorCodes, isAgentError } from '../../errors.js';
+import { credentialsMatch, issueAccessToken, parseBasicAuth, type ApiClient, type ClientCredentials, type TokenKeys } from '../auth.js';
 import { toClientError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { ref } from '../schemas.js';
@@ -15,10 +13,9 @@ import { makeThrottle, type Throttle } from '../throttle.js';
 
 /** What the token route needs. */
 export interface TokenRouteOptions {
-  config: AgentConfig;
-  secrets: SecretsSource;
   metrics: Metrics;
-  tokenKey: Uint8Array;
+  /** The API client secret as stored now and its signing key; undefined when the config has no datagrail_agent_credentials_location. */
+  tokenKeys: TokenKeys | undefined;
   /** Access token lifetime in seconds. Default 900. */
   tokenTtlSeconds: number;
   /** Failed-authentication throttle. Default: makeThrottle() with its defaults. */
@@ -38,9 +35,8 @@ function oauthError(reply: FastifyReply, status: number, error: OAuthErrorCode, 
 
 /** Register POST /api/v1/token in its own context (the form parser and OAuth error shape stay local to it). */
 export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions): Promise<void> {
-  const { config, secrets, metrics, tokenKey, tokenTtlSeconds } = opts;
+  const { metrics, tokenKeys, tokenTtlSeconds } = opts;
   const throttle = opts.throttle ?? makeThrottle();
-  const location = config.datagrail_agent_credentials_location;
   await app.register(formbody);
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
@@ -82,7 +78,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
         request.log.info({ error }, 'token request refused');
         return oauthError(reply, status, error, description);
       };
-      if (!location) {
+      if (!tokenKeys) {
         return fail(503, 'temporarily_unavailable', 'the job API is disabled: set datagrail_agent_credentials_location in the config to the secret {"client_id", "client_secret"} that API clients authenticate with, then restart');
       }
       if (body.grant_type !== 'client_credentials') {
@@ -109,17 +105,21 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
         return fail(429, 'slow_down', `too many failed authentications from this address or for this client; retry after ${Math.ceil(waitMs / 1000)} s`);
       }
 
-      let expected: ClientCredentials;
-      try {
-        const secret = await secrets.get(location);
-        if (typeof secret.client_id !== 'string' || typeof secret.client_secret !== 'string' || !secret.client_id || !secret.client_secret) {
-          request.log.error({ location }, 'the API client secret lacks client_id or client_secret');
+      const unavailable = (err: unknown) => {
+        if (isAgentError(err, ErrorCodes.SECRET_INVALID)) {
+          request.log.error({ code: err.code }, 'the API client secret lacks client_id or client_secret');
           return fail(503, 'temporarily_unavailable', `the agent's API client secret is incomplete: store {"client_id", "client_secret"} at datagrail_agent_credentials_location`);
         }
-        expected = { clientId: secret.client_id, clientSecret: secret.client_secret };
-      } catch (err) {
-        request.log.error({ location, code: isAgentError(err) ? err.code : 'UNKNOWN', err: { message: isAgentError(err) ? err.message : 'unexpected error' } }, 'cannot read the API client secret');
+        request.log.error({ code: errorCodeOf(err) ?? 'UNKNOWN', err: { message: isAgentError(err) ? err.message : 'unexpected error' } }, 'cannot read the API client secret');
         return fail(503, 'temporarily_unavailable', 'the agent cannot read its API client credentials from the credentials manager right now; retry later (the agent log says why)');
+      };
+      let expected: ApiClient;
+      try {
+        expected = await tokenKeys.current();
+        // A mismatch may be a rotation the secrets cache has not seen yet: read the secret again (at most every 30 s).
+        if (!credentialsMatch(presented, expected)) expected = (await tokenKeys.reread()) ?? expected;
+      } catch (err) {
+        return unavailable(err);
       }
 
       if (!credentialsMatch(presented, expected)) {
@@ -128,7 +128,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
       }
       throttle.succeeded(request.ip, presented.clientId);
 
-      const accessToken = await issueAccessToken(tokenKey, expected.clientId, tokenTtlSeconds);
+      const accessToken = await issueAccessToken(expected, tokenKeys.binding, tokenTtlSeconds);
       request.log.info('access token issued');
       return reply
         .header('cache-control', 'no-store')
