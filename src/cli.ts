@@ -6,8 +6,9 @@
 import { Command, CommanderError } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { inspect } from 'node:util';
 import { readEnv } from './env.js';
-import { makeLogger } from './logger.js';
+import { makeLogger, parseLogLevel } from './logger.js';
 import { makeAgent } from './bootstrap.js';
 import { AgentError, ErrorCodes, isAgentError } from './errors.js';
 import { REQUEST_TYPES, type RequestType } from './config/types.js';
@@ -160,6 +161,14 @@ program
     await serve({ ...sources(cmd.optsWithGlobals()), port: o.port ? Number(o.port) : env.port ?? 8080, agentEnv: env });
   });
 
+/** "TypeError: message" or "Error: ENOTDIR: message" (the code added when the message lacks it), one line of at most 300 characters. */
+function describeUnexpected(e: unknown): string {
+  if (!(e instanceof Error)) return `a thrown ${typeof e}`;
+  const message = (e.message.split('\n')[0] ?? '').slice(0, 300);
+  const code = (e as NodeJS.ErrnoException).code;
+  return `${e.name}${typeof code === 'string' && !message.startsWith(code) ? ` ${code}` : ''}: ${message}`;
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
@@ -167,9 +176,15 @@ try {
     process.exitCode = e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
   } else if (isAgentError(e)) {
     err.write(`error [${e.code}]: ${e.message}\n`);
+    // What an INTERNAL error wraps (its message says to run at DEBUG): the stack and causes, at DEBUG only.
+    if (e.cause !== undefined && parseLogLevel(env.logLevel) === 'debug') err.write(`${inspect(e, { depth: 4 })}\n`);
     process.exitCode = e.code === ErrorCodes.CONFIG_INVALID || e.code === ErrorCodes.CONFIG_NOT_FOUND || e.code === ErrorCodes.CONFIG_PARSE || e.code === ErrorCodes.BAD_REQUEST || e.code === ErrorCodes.CONNECTION_NOT_FOUND || e.code === ErrorCodes.DATA_DIR_LOCKED ? 2 : 1;
   } else {
-    err.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
+    // Not one of ours (a bug, or a system error the code does not wrap): the code and a one-line summary
+    // at every level; the stack trace, with its causes, only at LOGLEVEL=DEBUG.
+    const debug = parseLogLevel(env.logLevel) === 'debug';
+    err.write(`error [${ErrorCodes.INTERNAL}]: dsr-agent stopped on an unexpected error: ${describeUnexpected(e)}${debug ? '' : '; run again with LOGLEVEL=DEBUG for the stack trace'}\n`);
+    if (debug) err.write(`${inspect(e, { depth: 4 })}\n`);
     process.exitCode = 1;
   }
 }
