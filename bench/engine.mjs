@@ -1,10 +1,12 @@
 // Case 1, engine throughput: the agent's engine against raw undici, same target, same requests,
 // same number in flight, alternating in one process. Prints one JSON line.
 //
-// job    (the issue's case) one access job over 50 connections holding N/50 access queries each,
+// job    (the issue's case) one access job over 64 connections holding N/64 access queries each,
 //        against /small (a JSON array of two records). A connection runs its queries in order, so
-//        in flight = min(connections, connection_concurrency) = 50 although connection_concurrency
-//        is 64; raw undici runs 50 workers of N/50 sequential requests: the same 50 in flight.
+//        in flight = min(connections, connection_concurrency) = 64; raw undici runs 64 workers of
+//        N/64 sequential requests: the same 64 in flight. A third side, `baseline`, is the least any
+//        agent must do with those bodies: raw undici + JSON.parse + a minimal hand-written flatten
+//        and CSV + one write per report to the same counting sink the agent gets (goal 2).
 // empty  the same shape against /empty ([]): the request path alone, without report work.
 // slow   the "job" shape against /slow (/small answered after 10 ms, a fast real API) with fewer
 //        queries: the target's latency bounds both sides (50 in flight / 10 ms = 5,000 req/s at most).
@@ -20,7 +22,7 @@ import { accessConnection, benchConfig, emit, makeBenchEngine, makeCountingSink,
 
 const args = parseArgs();
 const N = Number(args.queries ?? (args.quick ? 3000 : 20000));
-const CONNS = Number(args.connections ?? 50);
+const CONNS = Number(args.connections ?? 64);
 const CONCURRENCY = Number(args.concurrency ?? 64);
 const ROUNDS = Number(args.rounds ?? (args.quick ? 2 : 3));
 const WARMUP = Number(args.warmup ?? 1);
@@ -41,6 +43,50 @@ async function rawOnce(url, lat) {
   await res.body.text();
   lat?.push(performance.now() - t0);
 }
+
+/**
+ * The baseline's report: a minimal flatten (keys joined with `_`, array indexes, '' for null and
+ * empty containers) written straight into key,value CSV lines, quoting only fields that need it.
+ */
+const NEEDS_QUOTES = /[",\r\n]/;
+const csvField = (s) => (NEEDS_QUOTES.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+let csv = '';
+function baselineWalk(key, v) {
+  if (typeof v === 'string') csv += `${csvField(key)},${csvField(v)}\n`;
+  else if (v === null || typeof v !== 'object') csv += `${csvField(key)},${v === null ? '' : v}\n`;
+  else {
+    let empty = true;
+    for (const k in v) {
+      empty = false;
+      baselineWalk(`${key}_${k}`, v[k]);
+    }
+    if (empty) csv += `${csvField(key)},\n`;
+  }
+}
+function baselineReport(obj) {
+  csv = '';
+  for (const k in obj) baselineWalk(k, obj[k]);
+  return csv;
+}
+
+/** Baseline "job": as rawJob, then JSON.parse each body and write one report per object to `sink`. */
+const baselineJob = (path, perConn = PER_CONN) => async (lat) => {
+  const sink = makeCountingSink();
+  await Promise.all(Array.from({ length: CONNS }, async (_, c) => {
+    const uuid = `00000000-0000-4000-8000-${String(c).padStart(12, '0')}`;
+    let n = 0;
+    for (let k = 0; k < perConn; k++) {
+      const t0 = performance.now();
+      const res = await request(`${target.url}${path}?email=peter%40initech.example&c=${c}&q=${k}`, { method: 'GET', headers, dispatcher: rawDispatcher });
+      if (res.statusCode !== 200) throw new Error(`target answered ${res.statusCode}`);
+      const records = JSON.parse(await res.body.text());
+      for (const obj of records) await sink.put(uuid, ++n, baselineReport(obj));
+      lat.push(performance.now() - t0);
+    }
+  }));
+  if (sink.reports !== CONNS * perConn * 2) throw new Error(`baseline wrote ${sink.reports} reports, expected ${CONNS * perConn * 2}`);
+  return CONNS * perConn;
+};
 
 /** Raw "job": CONNS workers, perConn sequential requests each. */
 const rawJob = (path, perConn = PER_CONN) => async (lat) => {
@@ -107,7 +153,7 @@ const agentPool = (total, workers) => async (lat) => {
 };
 
 const variants = {
-  job: { agent: agentJob(engines.small.engine, 2), raw: rawJob('/small') },
+  job: { agent: agentJob(engines.small.engine, 2), raw: rawJob('/small'), baseline: baselineJob('/small') },
   empty: { agent: agentJob(engines.empty.engine, 0), raw: rawJob('/empty') },
   slow: { agent: agentJob(engines.slow.engine, 2, SLOW_PER_CONN), raw: rawJob('/slow', SLOW_PER_CONN) },
   jobs: { agent: agentPool(N, CONCURRENCY), raw: rawPool(N, CONCURRENCY) },
@@ -124,10 +170,10 @@ async function measure(fn) {
   return { rps: count / seconds, cpu: (c.user + c.system) / count, lat };
 }
 
-const stats = Object.fromEntries(Object.keys(variants).map((k) => [k, { agent: [], raw: [] }]));
+const stats = Object.fromEntries(Object.entries(variants).map(([k, v]) => [k, Object.fromEntries(Object.keys(v).map((side) => [side, []]))]));
 for (let r = 0; r < WARMUP + ROUNDS; r++) {
   for (const [name, v] of Object.entries(variants)) {
-    for (const side of r % 2 ? ['raw', 'agent'] : ['agent', 'raw']) {
+    for (const side of r % 2 ? Object.keys(v).reverse() : Object.keys(v)) {
       const m = await measure(v[side]);
       if (r >= WARMUP) stats[name][side].push(m);
     }
@@ -157,6 +203,19 @@ function summary(name) {
     rounds: s.agent.map((m, i) => ({ agent_rps: Math.round(m.rps), raw_rps: Math.round(s.raw[i].rps) })),
   };
 }
+/** Goal 2: the agent against the least any agent must do with the same bodies. */
+function baselineSummary() {
+  const s = stats.job;
+  const best = (side) => Math.max(...s[side].map((m) => m.rps));
+  return {
+    baseline_rps: Math.round(best('baseline')),
+    baseline_ratio: round(best('agent') / best('baseline'), 3),
+    baseline_ratio_paired_median: round(median(s.agent.map((m, i) => m.rps / s.baseline[i].rps)), 3),
+    baseline_cpu_us_per_req: Math.round(median(s.baseline.map((m) => m.cpu))),
+    baseline_p50_ms: round(quantile(lat(s.baseline), 0.5), 3),
+    baseline_rounds: s.baseline.map((m) => Math.round(m.rps)),
+  };
+}
 const prefixed = (prefix, o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [`${prefix}${k}`, v]));
 
 emit({
@@ -165,6 +224,7 @@ emit({
   connection_concurrency: CONCURRENCY,
   in_flight: Math.min(CONNS, CONCURRENCY),
   ...summary('job'),
+  ...baselineSummary(),
   ...prefixed('empty_', summary('empty')),
   slow_queries: CONNS * SLOW_PER_CONN,
   slow_limit_rps: Math.round(CONNS / 0.01),

@@ -304,3 +304,31 @@ export const peakRssMiB = () => Number((process.resourceUsage().maxRSS / 1024).t
 export function emit(result) {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
+
+/**
+ * The goals the benchmarks are held to (issues 4 and 11), in one place: id → the goal as printed,
+ * and its test. run.mjs prints each figure with its goal and whether it was met, and lists the
+ * missed ones in history.jsonl. An id is `<case>.<key>` when it names one key of latest.json.
+ */
+export const GOALS = {
+  'engine.ratio': { text: '>= 0.9', test: (v) => v >= 0.9 },
+  'engine.empty_ratio': { text: '>= 0.9', test: (v) => v >= 0.9 },
+  'engine.slow_ratio': { text: '>= 0.9', test: (v) => v >= 0.9 },
+  'engine.baseline_ratio': { text: '>= 0.8', test: (v) => v >= 0.8 },
+  'flatten.ratio_rounds': { text: '<= 1.5', test: (v) => v <= 1.5 },
+  'memory.peak_rss_mib': { text: '<= 256', test: (v) => v <= 256 },
+  'memory.peak_rss_mib_1gib': { text: '<= 256', test: (v) => v <= 256 },
+  'memory.peak_rss_mib_1gib_noflags': { text: '<= 256', test: (v) => v <= 256 },
+  'memory.ratio_to_json_parse': { text: '>= 0.5', test: (v) => v >= 0.5 },
+  'memory.growth_mib': { text: 'flat (<= 32)', test: (v) => v <= 32 },
+  'service.latency_scaling_2': { text: '>= 1.8', test: (v) => v >= 1.8 },
+  'service.latency_scaling_4': { text: '>= 3.2', test: (v) => v >= 3.2 },
+  'service.machine_cpu_pct': { text: '< 70', test: (v) => v < 70 },
+  'envelope.throughput_ratio': { text: '>= 0.9', test: (v) => v >= 0.9 },
+};
+
+/** Whether `value` meets goal `id`: true, false, or undefined when there is no figure to judge. */
+export function meetsGoal(id, value) {
+  if (typeof value !== 'number' || Number.isNaN(value)) return undefined;
+  return GOALS[id].test(value);
+}

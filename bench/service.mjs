@@ -7,14 +7,10 @@
 // accept = POST to 202) while the bench polls each process's /metrics (dsr_jobs_total) every 50 ms
 // until all jobs are final; jobs/s = jobs / (first POST → last job final). Every job id is then
 // read back with GET /api/v1/jobs/:id and must be final and succeeded.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
-import { BENCH_SECRETS, DIST, accessConnection, benchConfig, emit, parseArgs, quantile, round, startTarget, writeConfigDir } from './lib.mjs';
+import { join } from 'node:path';
+import { DIST, accessConnection, benchConfig, emit, parseArgs, quantile, round, startTarget } from './lib.mjs';
+import { cpuSeconds, dropQueue, getToken, makeAgentPool, makeApiClient, scrape, uniqueQueueName, withAgents as withAgentsOf } from './service-lib.mjs';
 
 const args = parseArgs();
 const JOBS = Number(args.jobs ?? (args.quick ? 500 : 5000));
@@ -25,105 +21,15 @@ const REDIS_URL = args.redis ?? 'redis://127.0.0.1:6379';
 const AGENT_NODE_OPTIONS = args['agent-node-options'];
 // --scenarios embedded,redis: which to run (default both).
 const SCENARIOS = String(args.scenarios ?? 'embedded,redis').split(',');
-const client = BENCH_SECRETS['bench-client'];
-const http = new Agent({ keepAliveTimeout: 30_000, connections: CLIENTS });
-
-async function freePort() {
-  const srv = createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
-
-async function call(method, url, { body, headers = {}, token } = {}) {
-  const res = await request(url, {
-    method,
-    dispatcher: http,
-    headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body && !headers['content-type'] ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.body.text();
-  return { status: res.statusCode, text, json: () => JSON.parse(text) };
-}
-
-/** Start `node dist/cli.js serve`; resolves once /healthz answers. */
-async function startAgent(configFile) {
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'dsr-bench-data-'));
-  const child = spawn(process.execPath, [join(DIST, 'cli.js'), 'serve', '--config', configFile], {
-    env: { ...process.env, PORT: String(port), DSR_AGENT_DATA_DIR: dataDir, LOGLEVEL: 'ERROR', ...(AGENT_NODE_OPTIONS ? { NODE_OPTIONS: AGENT_NODE_OPTIONS } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const keep = (d) => (output = (output + d).slice(-4000));
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const url = `http://127.0.0.1:${port}`;
-  const agent = {
-    url,
-    pid: child.pid,
-    output: () => output.trim(),
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-  for (const started = Date.now(); ; await sleep(100)) {
-    if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}: ${output.trim().slice(-500)}`);
-    if (Date.now() - started > 30_000) {
-      await agent.stop();
-      throw new Error(`serve did not answer /healthz within 30 s: ${output.trim().slice(-500)}`);
-    }
-    try {
-      if ((await call('GET', `${url}/healthz`)).status === 200) return agent;
-    } catch {
-      // not listening yet
-    }
-  }
-}
-
-async function getToken(url) {
-  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: client.client_id, client_secret: client.client_secret }).toString();
-  const res = await call('POST', `${url}/api/v1/token`, { body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-  if (res.status !== 200) throw new Error(`POST /api/v1/token answered ${res.status}: ${res.text.slice(0, 300)}`);
-  return res.json().access_token;
-}
-
-/** dsr_jobs_total summed over labels, and dsr_queue_depth, from one process's /metrics. */
-async function scrape(url) {
-  const { status, text } = await call('GET', `${url}/metrics`);
-  if (status !== 200) throw new Error(`GET /metrics answered ${status}`);
-  let done = 0;
-  let depth = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('dsr_jobs_total{')) done += Number(line.slice(line.lastIndexOf(' ') + 1));
-    else if (line.startsWith('dsr_queue_depth ')) depth = Number(line.slice('dsr_queue_depth '.length));
-  }
-  return { done, depth };
-}
-const scrapeAll = async (agents) => (await Promise.all(agents.map((a) => scrape(a.url)))).reduce((s, m) => ({ done: s.done + m.done, depth: s.depth + m.depth }), { done: 0, depth: 0 });
-
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
-function cpuSeconds(pid) {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return NaN;
-  }
-}
+const api = makeApiClient(CLIENTS);
+const call = api.call;
+const scrapeAll = async (agents) => (await Promise.all(agents.map((a) => scrape(api, a.url)))).reduce((s, m) => ({ done: s.done + m.done, depth: s.depth + m.depth }), { done: 0, depth: 0 });
+const withAgents = (config, count, fn) => withAgentsOf(api, config, count, fn, { nodeOptions: AGENT_NODE_OPTIONS });
 
 /** Submit JOBS delete jobs round-robin over `agents` and wait until all are final. */
 async function measure(agents, label) {
-  const tokens = await Promise.all(agents.map((a) => getToken(a.url)));
-  // A queue shared through Redis may hold jobs from an earlier run: let them drain first.
+  const tokens = await Promise.all(agents.map((a) => getToken(api, a.url)));
+  // Each run has its own Redis queue (uniqueQueueName); this only guards against a slow start.
   for (const started = Date.now(); (await scrapeAll(agents)).depth > 0; await sleep(200)) {
     if (Date.now() - started > 120_000) throw new Error(`${label}: the queue did not drain within 120 s`);
   }
@@ -181,19 +87,6 @@ async function measure(agents, label) {
   };
 }
 
-/** Run `fn(agents)` with `count` serve processes on `config`, stopping them whatever happens. */
-async function withAgents(config, count, fn) {
-  const dir = writeConfigDir(config);
-  const agents = [];
-  try {
-    for (let i = 0; i < count; i++) agents.push(await startAgent(dir.file));
-    return await fn(agents);
-  } finally {
-    await Promise.all(agents.map((a) => a.stop()));
-    dir.cleanup();
-  }
-}
-
 const target = await startTarget();
 const connections = Array.from({ length: CONNECTIONS }, (_, i) => accessConnection(i, [`${target.url}/small?email={email}`], target.url));
 const base = benchConfig(connections, { datagrail_agent_credentials_location: 'bench-client' });
@@ -217,9 +110,21 @@ try {
     out.skipped_embedded = err.message;
   }
   if (SCENARIOS.includes('redis')) try {
-    const redis = { ...base, redis_url: REDIS_URL };
-    const one = await withAgents(redis, 1, (agents) => measure(agents, 'redis ×1'));
-    const two = await withAgents(redis, 2, (agents) => measure(agents, 'redis ×2'));
+    const queueName = uniqueQueueName('service');
+    const redis = { ...base, redis_url: REDIS_URL, agent: { queue_name: queueName } };
+    let one, two;
+    try {
+      // The second replica joins after the first's run (the queue is empty then): one start-up fewer.
+      const pool = makeAgentPool(api, redis, { nodeOptions: AGENT_NODE_OPTIONS });
+      try {
+        one = await measure(await pool.growTo(1), 'redis ×1');
+        two = await measure(await pool.growTo(2), 'redis ×2');
+      } finally {
+        await pool.stop();
+      }
+    } finally {
+      await dropQueue(REDIS_URL, queueName).catch(() => undefined);
+    }
     Object.assign(out, {
       redis_1_jobs_per_s: one.jobs_per_s,
       redis_1_accept_p99_ms: one.accept_p99_ms,
@@ -236,6 +141,6 @@ try {
   }
 } finally {
   await target.stop();
-  await http.close();
+  await api.close();
 }
 emit(out);
