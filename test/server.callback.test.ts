@@ -84,7 +84,20 @@ describe('makeCallbackSender', () => {
     expect(text).not.toContain('key=abc'); // only the origin is logged
   });
 
-  it('gives up at once on a 400 and resolves false (the result stays readable through the API)', async () => {
+  it("resolves 'abandoned' (not 'failed') when its signal aborts mid-retry, so the queue keeps the callback pending", async () => {
+    receiver = await startReceiver([503]);
+    const logs = captureLogs();
+    const sender = makeCallbackSender({ url: receiver.url, secrets: secretsWith({ 'dg-callback': { token: TOKEN } }), location: 'dg-callback', logger: logs.logger, minDelayMs: 10, maxDelayMs: 20 });
+    const stop = new AbortController();
+    const outcome = sender.send(JOB, stop.signal);
+    const deadline = Date.now() + 10_000;
+    while (receiver.requests.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    stop.abort();
+    expect(await outcome).toBe('abandoned');
+    expect(logs.lines().join('\n')).not.toContain('callback not delivered');
+  });
+
+  it('gives up at once on a 400 and resolves \'failed\' (the result stays readable through the API)', async () => {
     receiver = await startReceiver([400]);
     const logs = captureLogs();
     const sender = makeCallbackSender({ url: receiver.url, secrets: secretsWith({ 'dg-callback': { token: TOKEN } }), location: 'dg-callback', logger: logs.logger, minDelayMs: 10 });

@@ -161,4 +161,52 @@ describe('dsr-agent serve: callback', () => {
       await receiver.close();
     }
   }, 30_000);
+  it('a callback pending at kill -9 is delivered after the restart, without running the job again', async () => {
+    target = await startTarget((req, res) => json(res, 200, req.url!.startsWith('/users') ? PETER : {}));
+    let receiverUp = false;
+    const receiver = await startTarget((_req, res) => json(res, receiverUp ? 200 : 503, {}));
+    try {
+      const { dir, configPath } = writeServiceConfig(target.url, { callback_url: `${receiver.url}/dsr/callback` });
+      dirs.push(dir);
+      const env = { DSR_AGENT_DATA_DIR: join(dir, 'data') };
+      const first = await startService(configPath, env);
+      services.push(first);
+      const auth = await bearer(first.url, CLIENT_ID, CLIENT_SECRET);
+      await submit(first.url, auth, { type: 'access', identifiers: { email: 'peter@initech.com' }, id: 'cb-kill' });
+      for (let i = 0; i < 200 && receiver.received.length < 1; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(receiver.received.length).toBeGreaterThanOrEqual(1); // the first attempt failed: the callback is pending
+      expect(await first.stop('SIGKILL')).toBe('SIGKILL');
+      const usersCalls = target.received.filter((r) => r.url.startsWith('/users')).length;
+
+      receiverUp = true;
+      const before = receiver.received.length;
+      const second = await startService(configPath, env);
+      services.push(second);
+      for (let i = 0; i < 200 && receiver.received.length === before; i++) await new Promise((r) => setTimeout(r, 50));
+      const last = receiver.received.at(-1)!;
+      expect(JSON.parse(last.body)).toMatchObject({ id: 'cb-kill', status: 'succeeded' });
+      expect(target.received.filter((r) => r.url.startsWith('/users')).length).toBe(usersCalls); // the job did not run again
+    } finally {
+      await receiver.close();
+    }
+  }, 40_000);
+
+  it('callback_url without datagrail_credentials_location: warns at startup and calls back without Authorization', async () => {
+    target = await startTarget((req, res) => json(res, 200, req.url!.startsWith('/users') ? PETER : {}));
+    const receiver = await startTarget((_req, res) => json(res, 200, {}));
+    try {
+      const { dir, configPath } = writeServiceConfig(target.url, { callback_url: `${receiver.url}/dsr/callback`, datagrail_credentials_location: undefined });
+      dirs.push(dir);
+      const svc = await startService(configPath, { DSR_AGENT_DATA_DIR: join(dir, 'data') });
+      services.push(svc);
+      expect(svc.output()).toContain('callback_url is set without datagrail_credentials_location');
+      const auth = await bearer(svc.url, CLIENT_ID, CLIENT_SECRET);
+      await submit(svc.url, auth, { type: 'access', identifiers: { email: 'peter@initech.com' }, id: 'cb-noauth' });
+      for (let i = 0; i < 200 && receiver.received.length < 1; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(JSON.parse(receiver.received[0]!.body)).toMatchObject({ id: 'cb-noauth', status: 'succeeded' });
+      expect(receiver.received[0]!.headers.authorization).toBeUndefined();
+    } finally {
+      await receiver.close();
+    }
+  }, 30_000);
 });

@@ -35,6 +35,8 @@ export interface RedisQueueOptions {
   readonly notify?: JobNotifier;
   /** How long one claim on a pending callback lasts (the sender's retry window plus a margin), in ms. Default 660000. */
   readonly callbackClaimMs?: number;
+  /** A pending callback older than this, in ms, is resumed by any replica (younger ones belong to the replica finishing the job). Default 5000. */
+  readonly callbackOrphanMs?: number;
   /** Finished jobs are removed this long after they finish (BullMQ's removeOnComplete age, and {@link JobQueue.purge}); 0 keeps them. Default 0. */
   readonly retentionMs?: number;
 }
@@ -47,8 +49,7 @@ export const OP_TIMEOUT_MS = 1500;
 const DEFAULT_CALLBACK_CLAIM_MS = 11 * 60 * 1000; // the sender's 10 min retry window + 1 min
 /** How often each replica looks for callbacks nobody delivers (a replica died or shut down). */
 const CALLBACK_RESUME_MS = 30 * 1000; // 30 s
-/** A pending callback younger than this belongs to the replica finishing its job. */
-const CALLBACK_ORPHAN_MS = 5 * 1000; // 5 s
+const DEFAULT_CALLBACK_ORPHAN_MS = 5 * 1000; // 5 s
 const PURGE_BATCH = 1000;
 /** Delete a callback claim only when this replica holds it. */
 const RELEASE_CLAIM = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
@@ -100,6 +101,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
   const replicaId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const retentionMs = opts.retentionMs ?? 0;
   const claimMs = opts.callbackClaimMs ?? DEFAULT_CALLBACK_CLAIM_MS;
+  const orphanMs = opts.callbackOrphanMs ?? DEFAULT_CALLBACK_ORPHAN_MS;
   const pendingKey = queue.toKey('dsr:callbacks');
   const claimKey = (bullId: string) => queue.toKey(`dsr:callback-claim:${bullId}`);
   let resumeTimer: NodeJS.Timeout | undefined;
@@ -142,8 +144,11 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
   side.on('reconnecting', () => down('reconnecting'));
   side.once('ready', () => {
     void persistenceGap(side).then(
-      (gap) => gap && log.warn({ gap }, `Redis keeps ${gap}; enable appendonly yes (AOF) so that accepted jobs survive a Redis restart`),
-      () => undefined,
+      (gap) =>
+        gap
+          ? log.warn({ gap }, `Redis keeps ${gap}; enable appendonly yes (AOF) so that accepted jobs survive a Redis restart`)
+          : log.info('Redis persists accepted jobs (appendonly yes)'),
+      (err: unknown) => log.warn({ err: { message: (err as Error).message } }, 'could not read Redis persistence settings; make sure appendonly is yes'),
     );
   });
 
@@ -242,7 +247,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
   async function resumeCallbacks(): Promise<void> {
     if (!opts.notify || closing || failure !== undefined) return;
     try {
-      const ids = await side.zrangebyscore(pendingKey, '-inf', Date.now() - CALLBACK_ORPHAN_MS, 'LIMIT', 0, 100);
+      const ids = await side.zrangebyscore(pendingKey, '-inf', Date.now() - orphanMs, 'LIMIT', 0, 100);
       for (const id of ids) deliver(id);
     } catch (err) {
       log.warn({ err: { message: (err as Error).message } }, 'could not list pending callbacks; the next round tries again');
@@ -439,7 +444,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
       await settlesWithin(Promise.allSettled([...delivering]), abortSettleMs); // they release their claims
       await events?.close();
       await queue.close();
-      side.disconnect();
+      await side.quit().catch(() => side.disconnect()); // quit lets the socket close at once (disconnect keeps a 2 s timer)
     },
   };
 }

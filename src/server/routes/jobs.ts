@@ -3,7 +3,8 @@ import { ID_PATTERN } from '../../names.js';
 import type { FastifyInstance } from 'fastify';
 import type { AgentConfig, RequestType } from '../../config/types.js';
 import { assertIdentifiers, findConnection } from '../../engine/index.js';
-import type { JobQueue, JobState, JobView } from '../../queue/types.js';
+import { isFinal } from '../../queue/common.js';
+import type { JobQueue, JobView } from '../../queue/types.js';
 import { ref } from '../schemas.js';
 
 /** What the job routes need. */
@@ -23,14 +24,11 @@ interface JobRequestBody {
 /** Longest `?wait=` in seconds. */
 export const MAX_WAIT_SECONDS = 60;
 
-const FINAL: ReadonlySet<JobState> = new Set(['succeeded', 'partial', 'failed']);
-
 /** True when a job will not change any more. */
-export function isFinal(job: Pick<JobView, 'status'>): boolean {
-  return FINAL.has(job.status);
-}
+const isFinalView = (job: Pick<JobView, 'status'>): boolean => isFinal(job.status);
 
-const errors = { 400: ref('Error'), 401: ref('Error'), 404: ref('Error') };
+/** 503 queue_unavailable (with Retry-After): the journal's disk or Redis cannot record jobs right now; nothing was accepted. */
+const errors = { 400: ref('Error'), 401: ref('Error'), 404: ref('Error'), 503: ref('Error') };
 const security = [{ oauth2: [] }];
 
 /** Register the job routes (inside the bearer-protected context). */
@@ -68,8 +66,8 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRouteOptions): Pr
 
       const wait = request.query.wait ?? 0;
       let view: JobView = job;
-      if (wait > 0 && !isFinal(view)) view = (await queue.waitFor(job.id, wait * 1000)) ?? view;
-      if (wait > 0 && isFinal(view)) return reply.code(200).send(view);
+      if (wait > 0 && !isFinalView(view)) view = (await queue.waitFor(job.id, wait * 1000)) ?? view;
+      if (wait > 0 && isFinalView(view)) return reply.code(200).send(view);
       return reply.code(202).send({ id: view.id, status: view.status });
     },
   );
