@@ -24,6 +24,7 @@ describe('defaults', () => {
       job_lock_seconds: 30,
       queue_name: 'dsr-agent',
       metrics_require_auth: false,
+      token_audience: 'dsr-agent-api',
       http_request_timeout_seconds: 30,
       http_max_connections: 1024,
     });
