@@ -27,6 +27,7 @@ describe('defaults', () => {
       token_audience: 'dsr-agent-api',
       http_request_timeout_seconds: 30,
       http_max_connections: 1024,
+      retention_days: 30,
     });
     const testQuery = (config.connections[0] as APIProxyConnection).queries.test![0];
     expect(testQuery.valid_response_codes).toEqual([200]);

@@ -138,13 +138,26 @@ export function makeJournal(dir: string, logger: Logger): Journal {
         const record = await readRecord(path, id);
         if (!record) continue;
         if (isFinal(record.status) && record.callback !== 'pending') {
-          await archive(id); // a crash between the final write and the move, or a journal from before finished/
+          // A crash between the final write and the move, or a journal from before finished/: one fsync at the end.
+          try {
+            await rename(path, finishedPathOf(id));
+          } catch (err) {
+            throw journalError(dir, 'archive a finished job in', err);
+          }
           archived += 1;
         } else {
           records.push(record);
         }
       }
-      if (archived) logger.info({ archived }, 'moved finished job records to the finished folder');
+      if (archived) {
+        try {
+          await fsyncPath(finishedDir);
+          await fsyncPath(dir);
+        } catch (err) {
+          throw journalError(dir, 'archive finished jobs in', err);
+        }
+        logger.info({ archived }, 'moved finished job records to the finished folder');
+      }
       return records;
     },
     async write(record) {

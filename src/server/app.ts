@@ -73,7 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger.child({ component: 'http' }, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     // Above the longest valid job id (128): a longer one is the schema's 400, never a 414 before auth.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     // Slow clients: a request (headers and body) must arrive within http_request_timeout_seconds (408
     // after that, checked every second), headers within 10 s at most, and an idle keep-alive socket is
     // closed after 5 s.
