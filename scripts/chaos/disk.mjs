@@ -3,7 +3,8 @@
 // Then the tmpfs is grown to 256 MiB (space freed), the service is restarted (SIGTERM, start), the
 // POSTs that were refused are sent again, and every accepted job must end final — never forgotten,
 // never run again after the client saw it final, never changing its final status.
-// Mounting needs root; without it (or where mount fails) the scenario is skipped and says why.
+// Mounting needs root, or a user namespace (`unshare -rm npm run chaos -- --only disk` works
+// unprivileged where user namespaces are enabled); otherwise the scenario is skipped and says why.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,12 +20,13 @@ const JOBS = 400;
 const MORE = 100;
 
 function mount(dir) {
-  if (process.getuid?.() !== 0) return 'mounting a tmpfs needs root (run as root, or see docs/RELIABILITY.md for a manual run with a loop-mounted file system)';
+  const hint = 'run as root, or in a user namespace: unshare -rm npm run chaos -- --only disk';
+  if (process.getuid?.() !== 0) return `mounting a tmpfs needs root (${hint})`;
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${SIZE},mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
     return undefined;
   } catch (err) {
-    return `mount -t tmpfs failed: ${String(err.stderr ?? err.message).trim()}`;
+    return `mount -t tmpfs failed: ${String(err.stderr ?? err.message).trim()} (${hint})`;
   }
 }
 

@@ -233,9 +233,11 @@ export function writeServiceConfig(dir, { targetUrl, redisUrl, agent = {} }) {
  * appended to `logFile`. Resolves once /healthz answers (throws with the output's tail if it exits
  * or takes over 30 s).
  */
-export async function startService({ cli, configPath, dataDir, logFile, port, logLevel = 'WARNING' }) {
+export async function startService({ cli, configPath, dataDir, logFile, port, logLevel = 'WARNING', wrap = [] }) {
   port ??= await freePort();
-  const child = spawn(process.execPath, [cli, 'serve', '--config', configPath], {
+  // `wrap`: a command the service runs under (e.g. unshare, to be pid 1 as in a container).
+  const argv = [process.execPath, cli, 'serve', '--config', configPath];
+  const child = spawn(wrap[0] ?? argv[0], [...wrap.slice(1), ...(wrap.length ? argv : argv.slice(1))], {
     env: { PATH: process.env.PATH, LOGLEVEL: logLevel, PORT: String(port), DSR_AGENT_DATA_DIR: dataDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

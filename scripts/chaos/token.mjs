@@ -2,6 +2,7 @@
 // once: none may be slowed), then 2,000 wrong client secrets for the real client_id from 127.0.0.1,
 // 20 at a time. Then the right secret, from the attacked address and from another one (127.0.0.2):
 // the README says failures are throttled per client IP and per client_id, correct requests never.
+// Last, informative only: the attack spread over 10 addresses, then the right secret from a fresh one.
 // From the attacked address a 429 is right (the lock is answered before the secret is compared, or
 // the answer would tell the attacker which guess was right), so only the other address is a goal.
 import { join } from 'node:path';
@@ -46,6 +47,23 @@ export async function run({ cli, dir, say }) {
     statuses.add('POST /api/v1/token (right secret, 127.0.0.2)', otherAddr);
     const label = (r) => `${r.status}${r.headers?.['retry-after'] ? ` (Retry-After ${r.headers['retry-after']} s)` : ''}`;
 
+    // Informative: the same attack spread over 10 addresses (10 guesses each) passes the per-IP
+    // limit and so trips the per-client_id lock, which then refuses the right secret from anywhere.
+    const spread = new Tally();
+    await Promise.all(Array.from({ length: 10 }, async (_, k) => {
+      const c = makeClient({ connections: 1, localAddress: `127.0.0.${10 + k}` });
+      for (let i = 0; i < 10; i++) {
+        const r = await fetchToken(c, svc.url, `spread-${k}-${i}`);
+        spread.add(r.status);
+        statuses.add('POST /api/v1/token (wrong secret, 10 addresses)', r);
+      }
+      await c.close();
+    }));
+    const third = makeClient({ connections: 1, localAddress: '127.0.0.3' });
+    const afterSpread = await fetchToken(third, svc.url);
+    await third.close();
+    statuses.add('POST /api/v1/token (right secret, 127.0.0.3, after the spread attack)', afterSpread);
+
     const refused = wrong.get(429);
     const compared = wrong.get(401);
     const figures = {
@@ -57,10 +75,12 @@ export async function run({ cli, dir, say }) {
       maxRetryAfterS: retryAfters.length ? Math.max(...retryAfters) : undefined,
       rightSameAddress: sameAddr.status,
       rightOtherAddress: otherAddr.status,
+      rightAfterSpread: afterSpread.status,
     };
     say(`legitimate burst of 50 correct requests: ${burst}`);
     say(`${WRONG} wrong secrets for client_id '${CLIENT_ID}' in ${fmtMs(attackMs)}: ${wrong} (largest Retry-After ${figures.maxRetryAfterS ?? '-'} s)`);
     say(`right secret afterwards: from the attacked address ${label(sameAddr)}; from 127.0.0.2 ${label(otherAddr)}`);
+    say(`informative — 100 wrong secrets spread over 10 addresses: ${spread}; then the right secret from a fresh address: ${label(afterSpread)}`);
     return {
       figures,
       statuses,
