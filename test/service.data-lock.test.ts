@@ -1,6 +1,6 @@
 /** One `serve` per data directory: a second exits 2 naming the holder; a holder killed with -9 is taken over. */
 import { describe, it, expect, afterEach } from '@jest/globals';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTarget, json, type Target } from './helpers/target.js';
 import { startService, type ServiceProcess } from './helpers/service.js';
@@ -52,5 +52,33 @@ describe('data directory lock (issue 10)', () => {
     writeFileSync(join(data, '.lock'), '{"pid":');
     const again = lockDataDir(data);
     again();
+  });
+
+  it('a lock left by an earlier life with this very pid on this host is stale (a container restarted after kill -9: node is pid 1 again)', async () => {
+    const { dir } = await setup();
+    const data = join(dir, 'data');
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const { hostname } = await import('node:os');
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, '.lock'), JSON.stringify({ pid: process.pid, host: hostname(), started_at: '2026-11-30T00:00:00.000Z', nonce: 'an-earlier-life' }));
+    const release = lockDataDir(data);
+    expect(() => lockDataDir(data)).toThrow(expect.objectContaining({ code: 'DATA_DIR_LOCKED' })); // now it is ours
+    release();
+    expect(existsSync(join(data, '.lock'))).toBe(false);
+  });
+
+  it('a lock from another host is refused while renewed, and taken over once not renewed for 30 s', async () => {
+    const { dir } = await setup();
+    const data = join(dir, 'data');
+    const { mkdirSync, utimesSync, writeFileSync } = await import('node:fs');
+    mkdirSync(data, { recursive: true });
+    const lock = join(data, '.lock');
+    writeFileSync(lock, JSON.stringify({ pid: 4242, host: 'another-node', started_at: '2026-11-30T00:00:00.000Z', nonce: 'theirs' }));
+    expect(() => lockDataDir(data)).toThrow(expect.objectContaining({ code: 'DATA_DIR_LOCKED', message: expect.stringContaining('another-node') }));
+    const longAgo = new Date(Date.now() - 31_000);
+    utimesSync(lock, longAgo, longAgo); // its holder stopped renewing it: a pod that died on another node
+    const release = lockDataDir(data);
+    expect(JSON.parse(readFileSync(lock, 'utf8')).pid).toBe(process.pid);
+    release();
   });
 });
