@@ -3,7 +3,7 @@
 // minutes, needs redis-server on the PATH and root for the full-disk tmpfs.
 //
 //   npm run chaos                              # every scenario (build first)
-//   npm run chaos -- --only kill9,token        # some of them: kill9, pid1, redis, disk, slow, token
+//   npm run chaos -- --only kill9,token        # some of them: kill9, pid1, redis, disk, slow, token, restart
 //   node scripts/chaos.mjs --cli /other/dist/cli.js --keep
 //
 // Options: --only LIST; --cli PATH (default dist/cli.js); --keep (keep the work folder with the
@@ -21,8 +21,9 @@ import * as redis from './chaos/redis.mjs';
 import * as disk from './chaos/disk.mjs';
 import * as slow from './chaos/slow-clients.mjs';
 import * as token from './chaos/token.mjs';
+import * as restart from './chaos/restart.mjs';
 
-const SCENARIOS = [kill9, pid1, redis, disk, slow, token];
+const SCENARIOS = [kill9, pid1, redis, disk, slow, token, restart];
 
 const { values: opts } = parseArgs({
   options: {
