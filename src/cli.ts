@@ -3,6 +3,8 @@
  * `dsr-agent`: validate a config, run its test queries, run a request locally, or serve the job API.
  * Exit codes: 0 success, 1 a connection failed or is unhealthy, 2 bad usage or config.
  */
+// First: restarts node with the agent's heap flags when they are missing (src/heap-flags.ts).
+import './cli-heap.js';
 import { Command, CommanderError } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';

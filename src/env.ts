@@ -40,6 +40,8 @@ export interface AgentEnv {
   };
   /** Backblaze B2 keys (BACKBLAZE_ACCESS_KEY_ID, BACKBLAZE_SECRET_ACCESS_KEY); without them the AWS_* ones. */
   readonly backblaze: { readonly accessKeyId?: string; readonly secretAccessKey?: string };
+  /** NODE_OPTIONS: node flags the user set; the CLI adds its heap flags only where these set none (src/heap-flags.ts). */
+  readonly nodeOptions?: string;
 }
 
 /** Read the agent's settings from an environment (default: `process.env`). */
@@ -70,5 +72,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): AgentEnv {
       accessKeyId: env.BACKBLAZE_ACCESS_KEY_ID || undefined,
       secretAccessKey: env.BACKBLAZE_SECRET_ACCESS_KEY || undefined,
     }),
+    nodeOptions: env.NODE_OPTIONS || undefined,
   });
 }
