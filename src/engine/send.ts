@@ -1,5 +1,6 @@
 import { request, type Dispatcher } from 'undici';
 import pRetry, { AbortError } from 'p-retry';
+import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentError, ErrorCodes, errorCodeOf, isAgentError } from '../errors.js';
 import type { HttpRequest } from './render.js';
@@ -77,6 +78,35 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
 
 
 /**
+ * One EventEmitter per run signal that emits 'abort' (with the signal's `reason`) when the signal
+ * aborts; undici takes it as a request's `signal` (its documented `AbortSignal | EventEmitter`).
+ *
+ * Why not the signal itself: undici adds an abort listener to the signal for every request and
+ * removes it when the body closes, often after the run's next request added its own. Node keeps an
+ * EventTarget's listeners in a linked list whose removed nodes keep their `next` pointer, so a
+ * removed listener that reached the old generation keeps the next request's listener (and through
+ * its closure that request's handler and response) reachable in every young-generation GC. An
+ * EventEmitter keeps its listeners in a plain slot, and adding and removing one costs less. The
+ * relay only passes on aborts that happen while a request is in flight: every attempt checks the
+ * signal just before it starts.
+ */
+const relays = new WeakMap<AbortSignal, EventEmitter & { reason?: unknown }>();
+
+function abortRelayOf(signal: AbortSignal): EventEmitter {
+  let relay = relays.get(signal);
+  if (relay === undefined) {
+    const r: EventEmitter & { reason?: unknown } = new EventEmitter();
+    r.setMaxListeners(0); // one listener per request in flight on the run
+    signal.addEventListener('abort', () => {
+      r.reason = signal.reason;
+      r.emit('abort');
+    }, { once: true });
+    relays.set(signal, (relay = r));
+  }
+  return relay;
+}
+
+/**
  * Send one request; retry statuses in `retryOn` and network errors with exponential backoff and
  * jitter, honouring Retry-After (capped at maxDelayMs). Resolves with the response once its status
  * is valid; the caller owns (and must consume) the body. Throws AgentError HTTP_STATUS or
@@ -92,7 +122,7 @@ export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promis
         headers: req.headers,
         body: req.body,
         dispatcher: opts.dispatcher,
-        signal,
+        signal: abortRelayOf(signal),
       });
     } catch (err) {
       if (signal.aborted) throw err;
