@@ -8,7 +8,8 @@ import { AgentError, ErrorCodes, errorCodeOf, isAgentError } from '../errors.js'
 import { ABSENT } from '../json-pointer.js';
 import type { Logger } from '../logger.js';
 import { readJsonBody } from '../reports/json-body.js';
-import { splitJsonArray } from '../reports/json-array.js';
+import { ArrayScanner } from '../reports/array-scanner.js';
+import { BodyChunks } from './body-chunks.js';
 import type { CompiledQuery, Pointer } from './compile.js';
 import type { Mask } from './mask.js';
 
@@ -72,6 +73,35 @@ async function discard(body: Body, o: ReadOptions): Promise<void> {
 }
 
 /**
+ * Each element of a bare JSON array body to `consume`, as it arrives (what splitJsonArray does,
+ * without its async generators: see BodyChunks). Returns the number of elements.
+ */
+async function readBareArray(body: Body, o: ReadOptions, consume: RecordConsumer): Promise<number> {
+  const scanner = new ArrayScanner(o.maxObjectBytes, true, o.label);
+  const chunks = new BodyChunks(body);
+  let total = 0;
+  let records = 0;
+  for (;;) {
+    const buf = chunks.read();
+    if (buf === null) {
+      if (await chunks.wait()) continue;
+      break;
+    }
+    if (buf.length === 0) continue;
+    scanner.record(buf);
+    scanner.base = total;
+    total += buf.length;
+    for (let pos = 0, end = scanner.scan(buf, 0); end >= 0; pos = end, end = scanner.scan(buf, pos)) {
+      const pending = consume(scanner.take(buf, end) as Record<string, unknown>);
+      if (pending !== undefined) await pending;
+      records++;
+    }
+  }
+  scanner.end(total);
+  return records;
+}
+
+/**
  * Read a response with a valid status: records to `consume`, captured values, then the checks
  * (GraphQL errors, then `expect`). A no-data status is not parsed. On a malformed body the masked
  * preview is logged at DEBUG and the socket released.
@@ -88,10 +118,7 @@ export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuer
   try {
     if (o.consume && !q.records) {
       // DataGrail's contract: the body is a bare array (no pointers to read: the config refuses them without records).
-      for await (const obj of splitJsonArray(body as AsyncIterable<Uint8Array>, { maxObjectBytes: o.maxObjectBytes, label: o.label })) {
-        await o.consume(obj);
-        records++;
-      }
+      records = await readBareArray(body, o, o.consume);
     } else if (o.consume || captures.length > 0) {
       const result = await readJsonBody(
         body as AsyncIterable<Uint8Array>,
