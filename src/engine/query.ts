@@ -52,6 +52,12 @@ export interface ConnectionRun {
 
 const NO_TOKENS: readonly string[] = [];
 
+/** True when `o` has an own enumerable key (without building the key list). */
+function hasKeys(o: object): boolean {
+  for (const k in o) if (Object.hasOwn(o, k)) return true;
+  return false;
+}
+
 /** A mask for everything sensitive the run has seen: identifiers, the secret's values, tokens. */
 export function maskOf(run: ConnectionRun): Mask {
   return makeMask([...Object.values(run.identifiers), ...Object.values(run.secret), ...run.tokens.known()]);
@@ -87,13 +93,13 @@ async function send(
   let tokenRetried = false;
   let secretRefreshed = !secretRetry;
   for (;;) {
-    let used: Record<string, string> = {};
+    let used: Record<string, string> | undefined;
     try {
-      used = names.length ? await run.tokens.values(names, signal) : used;
-      const extra = names.length ? { ...vars, ...used } : vars;
+      if (names.length) used = await run.tokens.values(names, signal);
+      const extra = used ? { ...vars, ...used } : vars;
       const values: TemplateValues = {
         secrets: run.secret,
-        identifiers: Object.keys(extra).length ? { ...run.identifiers, ...extra } : run.identifiers,
+        identifiers: hasKeys(extra) ? { ...run.identifiers, ...extra } : run.identifiers,
       };
       let req: HttpRequest = renderRequest(q, values);
       if (url !== undefined) req = { ...req, url };
@@ -114,7 +120,7 @@ async function send(
       const e = signal.aborted ? (signal.reason ?? err) : err;
       if (!tokenRetried && names.length && is401(e)) {
         tokenRetried = true;
-        run.tokens.drop(used);
+        run.tokens.drop(used ?? {});
         run.log.warn({ ...where, status: 401 }, 'target refused the token; fetching a new one and retrying once');
         continue;
       }

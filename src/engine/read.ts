@@ -73,53 +73,64 @@ async function discard(body: Body, o: ReadOptions): Promise<void> {
 }
 
 /**
- * Each element of a bare JSON array body to `consume`, as it arrives (what splitJsonArray does,
- * without its async generators: see BodyChunks). Returns the number of elements.
- */
-async function readBareArray(body: Body, o: ReadOptions, consume: RecordConsumer): Promise<number> {
-  const scanner = new ArrayScanner(o.maxObjectBytes, true, o.label);
-  const chunks = new BodyChunks(body);
-  let total = 0;
-  let records = 0;
-  for (;;) {
-    const buf = chunks.read();
-    if (buf === null) {
-      if (await chunks.wait()) continue;
-      break;
-    }
-    if (buf.length === 0) continue;
-    scanner.record(buf);
-    scanner.base = total;
-    total += buf.length;
-    for (let pos = 0, end = scanner.scan(buf, 0); end >= 0; pos = end, end = scanner.scan(buf, pos)) {
-      const pending = consume(scanner.take(buf, end) as Record<string, unknown>);
-      if (pending !== undefined) await pending;
-      records++;
-    }
-  }
-  scanner.end(total);
-  return records;
-}
-
-/**
  * Read a response with a valid status: records to `consume`, captured values, then the checks
  * (GraphQL errors, then `expect`). A no-data status is not parsed. On a malformed body the masked
  * preview is logged at DEBUG and the socket released.
  */
-export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuery, o: ReadOptions): Promise<ResponseRead> {
-  const { body } = res;
-  if (isNoData(res.statusCode)) {
-    await discard(body, o);
-    return { records: 0, noData: true, values: o.captures.length === 0 ? NONE : o.captures.map(() => ABSENT) };
+export function readResponse(res: Dispatcher.ResponseData, q: CompiledQuery, o: ReadOptions): Promise<ResponseRead> {
+  // One async frame per response: the reader of its kind is called directly.
+  if (isNoData(res.statusCode)) return readNoData(res.body, o);
+  // DataGrail's contract: the body is a bare array (no pointers to read: the config refuses them without records).
+  if (o.consume && !q.records) return readBareArray(res.body, q, o, o.consume);
+  return readDocument(res.body, q, o);
+}
+
+async function readNoData(body: Body, o: ReadOptions): Promise<ResponseRead> {
+  await discard(body, o);
+  return { records: 0, noData: true, values: o.captures.length === 0 ? NONE : o.captures.map(() => ABSENT) };
+}
+
+/**
+ * Each element of a bare JSON array body to `consume`, as it arrives (what splitJsonArray does,
+ * without its async generators: see BodyChunks).
+ */
+async function readBareArray(body: Body, q: CompiledQuery, o: ReadOptions, consume: RecordConsumer): Promise<ResponseRead> {
+  let records = 0;
+  try {
+    const scanner = new ArrayScanner(o.maxObjectBytes, true, o.label);
+    const chunks = new BodyChunks(body);
+    let total = 0;
+    for (;;) {
+      const buf = chunks.read();
+      if (buf === null) {
+        if (await chunks.wait()) continue;
+        break;
+      }
+      if (buf.length === 0) continue;
+      scanner.record(buf);
+      scanner.base = total;
+      total += buf.length;
+      for (let pos = 0, end = scanner.scan(buf, 0); end >= 0; pos = end, end = scanner.scan(buf, pos)) {
+        const pending = consume(scanner.take(buf, end) as Record<string, unknown>);
+        if (pending !== undefined) await pending;
+        records++;
+      }
+    }
+    scanner.end(total);
+  } catch (caught) {
+    throw readFailure(caught, body, q, o);
   }
+  if (q.captures.length > 0) assertExpected([], q, o);
+  return { records, noData: false, values: o.captures.length === 0 ? NONE : [] };
+}
+
+/** A JSON document: records at their pointer (an envelope) and the captured values, read in one pass. */
+async function readDocument(body: Body, q: CompiledQuery, o: ReadOptions): Promise<ResponseRead> {
   const captures = o.captures.length === 0 ? q.captures : [...o.captures, ...q.captures];
   let records = 0;
   let values: unknown[] = [];
   try {
-    if (o.consume && !q.records) {
-      // DataGrail's contract: the body is a bare array (no pointers to read: the config refuses them without records).
-      records = await readBareArray(body, o, o.consume);
-    } else if (o.consume || captures.length > 0) {
+    if (o.consume || captures.length > 0) {
       const result = await readJsonBody(
         body as AsyncIterable<Uint8Array>,
         {
@@ -137,21 +148,35 @@ export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuer
       await discard(body, o);
     }
   } catch (caught) {
-    // The socket broke mid-body (reset, closed early): a network error by its code, not an unexpected one.
-    const code = isAgentError(caught) ? undefined : errorCodeOf(caught);
-    const err =
-      code !== undefined
-        ? new AgentError(ErrorCodes.HTTP_NETWORK, `the connection broke while the response was read (${code}); the target or a proxy closed it`, { cause: caught })
-        : caught;
-    const preview = (err as { bodyPreview?: string } | undefined)?.bodyPreview;
-    if (preview !== undefined) o.log.debug({ body: o.mask()(preview) }, 'malformed response body (first 2 KiB)');
-    body.destroy();
-    // GraphQL answers a failed query with `errors` and no `data`: those errors are the real cause.
-    const captured = (err as { captured?: unknown[] } | undefined)?.captured;
-    if (q.graphql && captured) assertNoGraphQLErrors(captured[captured.length - 1], o.mask());
-    throw err;
+    throw readFailure(caught, body, q, o);
   }
-  const mine = o.captures.length === 0 ? values : values.slice(o.captures.length);
+  assertExpected(o.captures.length === 0 ? values : values.slice(o.captures.length), q, o);
+  return { records, noData: false, values: o.captures.length === 0 ? NONE : values.slice(0, o.captures.length) };
+}
+
+/**
+ * What a failed read throws, after releasing the socket: a broken connection is HTTP_NETWORK by its
+ * code; a malformed body's masked preview is logged at DEBUG; a GraphQL response's `errors` are the
+ * real cause when it had them.
+ */
+function readFailure(caught: unknown, body: Body, q: CompiledQuery, o: ReadOptions): unknown {
+  // The socket broke mid-body (reset, closed early): a network error by its code, not an unexpected one.
+  const code = isAgentError(caught) ? undefined : errorCodeOf(caught);
+  const err =
+    code !== undefined
+      ? new AgentError(ErrorCodes.HTTP_NETWORK, `the connection broke while the response was read (${code}); the target or a proxy closed it`, { cause: caught })
+      : caught;
+  const preview = (err as { bodyPreview?: string } | undefined)?.bodyPreview;
+  if (preview !== undefined) o.log.debug({ body: o.mask()(preview) }, 'malformed response body (first 2 KiB)');
+  body.destroy();
+  // GraphQL answers a failed query with `errors` and no `data`: those errors are the real cause.
+  const captured = (err as { captured?: unknown[] } | undefined)?.captured;
+  if (q.graphql && captured) assertNoGraphQLErrors(captured[captured.length - 1], o.mask());
+  return err;
+}
+
+/** The query's own checks on the values read at its captures (`mine`): GraphQL errors, then `expect`. */
+function assertExpected(mine: readonly unknown[], q: CompiledQuery, o: ReadOptions): void {
   if (q.graphql) assertNoGraphQLErrors(mine[mine.length - 1], o.mask());
   q.expect.forEach((e, i) => {
     if (!jsonEqual(mine[i], e.value)) {
@@ -166,7 +191,6 @@ export async function readResponse(res: Dispatcher.ResponseData, q: CompiledQuer
       );
     }
   });
-  return { records, noData: false, values: o.captures.length === 0 ? NONE : values.slice(0, o.captures.length) };
 }
 
 /** GRAPHQL_ERRORS when `errors` is a non-empty array: each message and path, masked. */

@@ -113,23 +113,27 @@ function abortRelayOf(signal: AbortSignal): EventEmitter {
  * HTTP_NETWORK, or the signal's reason when aborted.
  */
 export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promise<Dispatcher.ResponseData> {
+  // The first attempt runs outside p-retry, in this one async frame: nearly every request succeeds
+  // at once, and p-retry's per-call setup (copying and checking its options, more promise layers)
+  // showed in the engine's profile. A failed first attempt is handed to p-retry as its attempt 1,
+  // so the retries, their delays and the errors are p-retry's, exactly as when it ran every attempt.
+  opts.signal.throwIfAborted();
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(req.url, requestOptions(req, opts));
+  } catch (err) {
+    return retryAfter(opts.signal.aborted ? err : networkError(err), req, opts);
+  }
+  if (!opts.valid.has(res.statusCode)) return retryAfter(await statusFailure(res, opts), req, opts);
+  // As p-retry does: an abort during the attempt wins over its result (undici destroys the body).
+  opts.signal.throwIfAborted();
+  return res;
+}
+
+/** Attempts 2.. of {@link sendWithRetry} through p-retry, which sees `first` as attempt 1's failure. */
+async function retryAfter(first: unknown, req: HttpRequest, opts: SendOptions): Promise<Dispatcher.ResponseData> {
   const { signal, policy } = opts;
   try {
-    // The first attempt runs outside p-retry: nearly every request succeeds at once, and p-retry's
-    // per-call setup (copying and checking its options, one more promise layer) showed in the
-    // engine's profile. A failed first attempt is handed to p-retry as its attempt 1, so the retries,
-    // their delays and the errors are p-retry's, exactly as when it ran every attempt.
-    signal.throwIfAborted();
-    let first: unknown;
-    try {
-      const res = await attemptOnce(req, opts);
-      // As p-retry does: an abort during the attempt wins over its result (undici destroys the body).
-      signal.throwIfAborted();
-      return res;
-    } catch (err) {
-      if (signal.aborted) throw err;
-      first = err;
-    }
     return await pRetry((attempt) => (attempt === 1 ? Promise.reject(first) : attemptOnce(req, opts)), {
       ...backoffOptions(policy, signal),
       onFailedAttempt: async ({ error, attemptNumber, retriesLeft, retryDelay }) => {
@@ -163,41 +167,48 @@ export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promis
   }
 }
 
-/**
- * One attempt: the response when its status is valid; else its body is dumped and the status
- * thrown, retryable (RetryableStatus) or not (p-retry's AbortError). Network errors throw
- * HTTP_NETWORK (a TLS verification failure is not retried); the caller checked the signal.
- */
+/** One attempt after the first: the response when its status is valid, else the failure thrown. */
 async function attemptOnce(req: HttpRequest, opts: SendOptions): Promise<Dispatcher.ResponseData> {
   let res: Dispatcher.ResponseData;
   try {
-    res = await request(req.url, {
-      method: req.method as Dispatcher.HttpMethod,
-      headers: req.headers,
-      body: req.body,
-      dispatcher: opts.dispatcher,
-      signal: abortRelayOf(opts.signal),
-    });
+    res = await request(req.url, requestOptions(req, opts));
   } catch (err) {
-    if (opts.signal.aborted) throw err;
-    const code = errorCodeOf(err, 'UND_ERR_SOCKET') ?? (err as { code?: string })?.code ?? 'UNKNOWN';
-    if (TLS_CODES.has(code)) {
-      throw new AbortError(
-        new AgentError(
-          ErrorCodes.HTTP_NETWORK,
-          `TLS certificate verification failed (${code}); install the target's CA or, for this query only, set verify_ssl to "false"`,
-          { cause: err },
-        ),
-      );
-    }
-    throw new AgentError(ErrorCodes.HTTP_NETWORK, `network error (${code})`, { cause: err });
+    throw opts.signal.aborted ? err : networkError(err);
   }
   if (opts.valid.has(res.statusCode)) return res;
-  await res.body.dump().catch(() => undefined);
-  if (opts.retryOn.has(res.statusCode)) {
-    throw new RetryableStatus(res.statusCode, parseRetryAfter(res.headers['retry-after']));
+  throw await statusFailure(res, opts);
+}
+
+function requestOptions(req: HttpRequest, opts: SendOptions) {
+  return {
+    method: req.method as Dispatcher.HttpMethod,
+    headers: req.headers,
+    body: req.body,
+    dispatcher: opts.dispatcher,
+    signal: abortRelayOf(opts.signal),
+  };
+}
+
+/** HTTP_NETWORK for a failed request; a TLS verification failure is not retried (p-retry's AbortError). */
+function networkError(err: unknown): Error {
+  const code = errorCodeOf(err, 'UND_ERR_SOCKET') ?? (err as { code?: string })?.code ?? 'UNKNOWN';
+  if (TLS_CODES.has(code)) {
+    return new AbortError(
+      new AgentError(
+        ErrorCodes.HTTP_NETWORK,
+        `TLS certificate verification failed (${code}); install the target's CA or, for this query only, set verify_ssl to "false"`,
+        { cause: err },
+      ),
+    );
   }
-  throw new AbortError(statusError(res.statusCode, opts.valid));
+  return new AgentError(ErrorCodes.HTTP_NETWORK, `network error (${code})`, { cause: err });
+}
+
+/** The failure an invalid status is, after its body is dumped: retryable (in retryOn) or not (p-retry's AbortError). */
+async function statusFailure(res: Dispatcher.ResponseData, opts: SendOptions): Promise<Error> {
+  await res.body.dump().catch(() => undefined);
+  if (opts.retryOn.has(res.statusCode)) return new RetryableStatus(res.statusCode, parseRetryAfter(res.headers['retry-after']));
+  return new AbortError(statusError(res.statusCode, opts.valid));
 }
 
 function statusError(status: number, valid: ReadonlySet<number>): AgentError {
