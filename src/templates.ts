@@ -9,7 +9,7 @@
  * structure.
  */
 import { parseSource, type Template } from './templates/parse.js';
-import { planOf } from './templates/plan.js';
+import { attachPlan } from './templates/plan.js';
 
 export type { Template, TemplatePart } from './templates/parse.js';
 export type { TemplateValues } from './templates/values.js';
@@ -26,6 +26,6 @@ export { renderUrl } from './templates/url.js';
  */
 export function parseTemplate(source: string): Template {
   const template = parseSource(source);
-  planOf(template);
-  return template;
+  attachPlan(template);
+  return Object.freeze(template);
 }

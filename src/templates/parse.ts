@@ -124,5 +124,6 @@ export function parseSource(source: string): Template {
   }
   literal += source.slice(runStart);
   if (literal !== '') parts.push(Object.freeze({ literal }));
-  return Object.freeze({ source, parts: Object.freeze(parts), variables: Object.freeze(variables) });
+  // The outer object is left open: parseTemplate attaches the render plan, then freezes it.
+  return { source, parts: Object.freeze(parts), variables: Object.freeze(variables) };
 }

@@ -19,17 +19,27 @@ export interface Plan {
   readonly literals: readonly string[];
   readonly names: readonly string[];
   /** URL_* per placeholder. */
-  readonly url: Uint8Array;
+  readonly url: readonly number[];
   /** JSON_* per placeholder. */
-  readonly json: Uint8Array;
+  readonly json: readonly number[];
   /** Index of the first placeholder in JSON_ESCAPE context, or -1. */
   readonly jsonEscapeAt: number;
 }
 
+/** Where parseTemplate keeps a template's plan: a property load per render, not a WeakMap lookup. */
+const PLAN = Symbol('plan');
+/** Plans of templates not made by parseTemplate (object literals). */
 const plans = new WeakMap<Template, Plan>();
 
-/** The plan of `t`, built on first use and cached for the template's lifetime. */
+/** Attach `t`'s plan to it (before it is frozen). */
+export function attachPlan(t: Template): void {
+  Object.defineProperty(t, PLAN, { value: makePlan(t) });
+}
+
+/** The plan of `t`: the one attached at parse time, else built on first use and cached for the template's lifetime. */
 export function planOf(t: Template): Plan {
+  const attached = (t as { readonly [PLAN]?: Plan })[PLAN];
+  if (attached !== undefined) return attached;
   let plan = plans.get(t);
   if (plan === undefined) {
     plan = makePlan(t);
@@ -48,8 +58,9 @@ function makePlan(t: Template): Plan {
       literals.push('');
     }
   }
-  const url = new Uint8Array(names.length);
-  const json = new Uint8Array(names.length);
+  // Plain arrays: a typed array is two heap objects (view and buffer), and a config holds a plan per template.
+  const url: number[] = [];
+  const json: number[] = [];
   const urlScan = makeUrlScanner();
   const jsonScan = makeJsonScanner();
   let jsonEscapeAt = -1;
