@@ -5,8 +5,7 @@
 import type { Dispatcher } from 'undici';
 import { AgentError, ErrorCodes } from '../errors.js';
 import { splitJsonArray } from '../reports/json-array.js';
-import { flatten } from '../reports/flatten.js';
-import { toReportCsv } from '../reports/csv.js';
+import { recordToReportCsv } from '../reports/csv.js';
 import type { ReportSink } from '../storage/sink.js';
 import type { RecordConsumer } from './read.js';
 
@@ -25,7 +24,7 @@ export interface AccessOutput {
 export function accessConsumer(out: AccessOutput): RecordConsumer {
   return async (record) => {
     const n = out.reports.length + 1;
-    out.reports.push(await out.sink.put(out.connectionUuid, n, toReportCsv(flatten(record))));
+    out.reports.push(await out.sink.put(out.connectionUuid, n, recordToReportCsv(record)));
   };
 }
 

@@ -4,7 +4,7 @@
  */
 
 /** Below this depth plain recursion is used; deeper subtrees continue on an explicit stack. */
-const MAX_RECURSION = 500;
+export const MAX_RECURSION = 500;
 
 /** One [key, value] row of a report. */
 export type ReportRow = [key: string, value: string];
