@@ -118,7 +118,8 @@ if (e) {
   row('engine', 'p50 / p99 added per request (ms)', pair(e.p50_added_ms, e.p99_added_ms));
   row('engine', 'CPU per request agent / raw (µs)', pair(e.agent_cpu_us_per_req, e.raw_cpu_us_per_req));
   row('engine', 'baseline req/s (undici + JSON.parse + flatten + 1 write/report)', e.baseline_rps);
-  row('engine', 'ratio agent/baseline', e.baseline_ratio, 'engine.baseline_ratio');
+  row('engine', 'ratio agent/baseline, median of paired rounds', e.baseline_ratio, 'engine.baseline_ratio');
+  row('engine', 'ratio agent/baseline, best of each', e.baseline_ratio_best);
   row('engine', 'CPU per request, baseline (µs)', e.baseline_cpu_us_per_req);
   row('engine', `ratio, [] bodies (request path only, ${e.in_flight} in flight)`, e.empty_ratio, 'engine.empty_ratio');
   row('engine', 'CPU per request, [] bodies, agent / raw (µs)', pair(e.empty_agent_cpu_us_per_req, e.empty_raw_cpu_us_per_req));
@@ -178,9 +179,11 @@ if (s) {
   for (const q of ['embedded', 'redis']) {
     if (s[`skipped_rss_${q}`]) row('service', `RSS, ${q}`, `skipped (${s[`skipped_rss_${q}`]})`);
     else if (s[`idle_rss_mib_${q}`] !== undefined) {
-      row('service', `RSS (MiB), idle replica, ${q}`, s[`idle_rss_mib_${q}`]);
-      row('service', `RSS (MiB), ${s.rss_queued_jobs.toLocaleString('en-US')} jobs queued, ${q} (KiB per job)`, `${s[`queued_rss_mib_${q}`]} (${s[`kib_per_queued_job_${q}`]})`);
-      if (q === 'redis') row('service', 'redis-server used_memory per queued job (KiB)', s.redis_kib_per_queued_job_redis);
+      const n = s.rss_queued_jobs.toLocaleString('en-US');
+      row('service', `RSS (MiB) after a full GC, idle replica / ${n} jobs queued, ${q}`, pair(s[`idle_rss_mib_${q}`], s[`queued_rss_mib_${q}`]));
+      row('service', `  the same before the GC (as found), ${q}`, pair(s[`idle_rss_mib_before_gc_${q}`], s[`queued_rss_mib_before_gc_${q}`]));
+      row('service', `  per queued job (KiB): RSS / V8 heap in use, ${q}`, pair(s[`rss_kib_per_queued_job_${q}`], s[`heap_kib_per_queued_job_${q}`]));
+      if (q === 'redis') row('service', '  per queued job in redis-server, its queue keys (KiB)', s.redis_kib_per_queued_job_redis);
     }
   }
 }

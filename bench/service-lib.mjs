@@ -200,3 +200,48 @@ export async function dropQueue(redisUrl, name) {
     await queue.close();
   }
 }
+
+/**
+ * The inspector's WebSocket URL a process started with NODE_OPTIONS=--inspect=127.0.0.1:0 printed:
+ * the last one, as the CLI restarts node in place (execve) with its heap flags and prints it again.
+ */
+export function inspectorUrl(output) {
+  const m = [...output.matchAll(/Debugger listening on (ws:\/\/\S+)/g)].at(-1);
+  if (!m) throw new Error(`the process printed no inspector URL (start it with NODE_OPTIONS=--inspect=127.0.0.1:0): ${output.slice(-300)}`);
+  return m[1];
+}
+
+/**
+ * Through a process's inspector: run a full garbage collection, then read V8's heap usage. What is
+ * left is what the process holds, without the garbage RSS also counts. Returns { usedMiB, totalMiB }.
+ */
+export async function collectedHeap(wsUrl) {
+  const ws = new WebSocket(wsUrl);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = (ev) => reject(new Error(`could not connect to the inspector at ${wsUrl}: ${ev.error?.cause?.message ?? ev.error?.message ?? ev.message}`));
+  });
+  let id = 0;
+  const pending = new Map();
+  ws.onmessage = (ev) => {
+    const msg = JSON.parse(ev.data);
+    const p = pending.get(msg.id);
+    if (!p) return;
+    pending.delete(msg.id);
+    if (msg.error) p.reject(new Error(`inspector: ${msg.error.message}`));
+    else p.resolve(msg.result);
+  };
+  const send = (method, params = {}) =>
+    new Promise((resolve, reject) => {
+      pending.set(++id, { resolve, reject });
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  try {
+    await send('HeapProfiler.collectGarbage');
+    await send('HeapProfiler.collectGarbage'); // a second pass frees what the first one's finalizers released
+    const { usedSize, totalSize } = await send('Runtime.getHeapUsage');
+    return { usedMiB: usedSize / 2 ** 20, totalMiB: totalSize / 2 ** 20 };
+  } finally {
+    ws.close();
+  }
+}

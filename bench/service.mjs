@@ -13,14 +13,15 @@ import { DIST, accessConnection, benchConfig, emit, parseArgs, quantile, round, 
 import { cpuSeconds, dropQueue, getToken, makeAgentPool, makeApiClient, scrape, uniqueQueueName, withAgents as withAgentsOf } from './service-lib.mjs';
 
 const args = parseArgs();
-const JOBS = Number(args.jobs ?? (args.quick ? 500 : 5000));
+const JOBS = Number(args.jobs ?? (args.quick ? 150 : 5000));
 const CLIENTS = Number(args.clients ?? 32);
 const CONNECTIONS = 3;
 const REDIS_URL = args.redis ?? 'redis://127.0.0.1:6379';
 // --agent-node-options="--cpu-prof --cpu-prof-dir=DIR": node options for the serve processes only (profiling).
 const AGENT_NODE_OPTIONS = args['agent-node-options'];
-// --scenarios embedded,redis: which to run (default both).
-const SCENARIOS = String(args.scenarios ?? 'embedded,redis').split(',');
+// --scenarios embedded,redis: which to run (default both; --quick: embedded only, as Redis is
+// measured by service-scaling.mjs too and each replica's start-up costs a second of CPU).
+const SCENARIOS = String(args.scenarios ?? (args.quick ? 'embedded' : 'embedded,redis')).split(',');
 const api = makeApiClient(CLIENTS);
 const call = api.call;
 const scrapeAll = async (agents) => (await Promise.all(agents.map((a) => scrape(api, a.url)))).reduce((s, m) => ({ done: s.done + m.done, depth: s.depth + m.depth }), { done: 0, depth: 0 });
