@@ -18,7 +18,8 @@ import { makeMask, type Mask } from './mask.js';
 import { makePager } from './paginate.js';
 import { isNoData, readResponse, type RecordConsumer } from './read.js';
 import { renderRequest, type HttpRequest, type RequestStep } from './render.js';
-import { sendWithRetry, type RetryPolicy } from './send.js';
+import { exchangeWithRetry, type RetryPolicy } from './send.js';
+import type { HttpResponse } from './exchange.js';
 import { expiryOf, tokensUsed, type FetchedToken, type TokenCache, type TokenScope } from './tokens.js';
 
 /** What the HTTP query path needs from the engine; all of it passed in. */
@@ -87,7 +88,7 @@ async function send(
   vars: Readonly<Record<string, string>>,
   url: string | undefined,
   secretRetry: boolean,
-): Promise<{ res: Dispatcher.ResponseData; req: HttpRequest }> {
+): Promise<{ res: HttpResponse; req: HttpRequest }> {
   const { ctx, signal } = run;
   const names = run.tokens.names.size === 0 ? NO_TOKENS : tokensUsed(q.variables, run.tokens.names);
   let tokenRetried = false;
@@ -104,7 +105,7 @@ async function send(
       let req: HttpRequest = renderRequest(q, values);
       if (url !== undefined) req = { ...req, url };
       for (const step of ctx.steps) req = await step(req, signal);
-      const res = await sendWithRetry(req, {
+      const res = await exchangeWithRetry(req, {
         dispatcher: q.query.verify_ssl === 'false' ? ctx.dispatchers.insecure() : ctx.dispatchers.verified,
         valid: q.valid,
         retryOn: q.retryOn,

@@ -3,17 +3,16 @@
  * token and `expect` need, and GraphQL's `errors`; then the body checks. What a target says only
  * reaches an error or a log line masked.
  */
-import type { Dispatcher } from 'undici';
+import type { HttpResponse, ResponseBody } from './exchange.js';
 import { AgentError, ErrorCodes, errorCodeOf, isAgentError } from '../errors.js';
 import { ABSENT } from '../json-pointer.js';
 import type { Logger } from '../logger.js';
 import { readJsonBody } from '../reports/json-body.js';
 import { ArrayScanner } from '../reports/array-scanner.js';
-import { BodyChunks } from './body-chunks.js';
 import type { CompiledQuery, Pointer } from './compile.js';
 import type { Mask } from './mask.js';
 
-type Body = Dispatcher.ResponseData['body'];
+type Body = ResponseBody;
 
 /** Receives each record of an access or identifiers response; awaited (a slow sink slows reading). */
 export type RecordConsumer = (record: Record<string, unknown>) => void | Promise<void>;
@@ -77,7 +76,7 @@ async function discard(body: Body, o: ReadOptions): Promise<void> {
  * (GraphQL errors, then `expect`). A no-data status is not parsed. On a malformed body the masked
  * preview is logged at DEBUG and the socket released.
  */
-export function readResponse(res: Dispatcher.ResponseData, q: CompiledQuery, o: ReadOptions): Promise<ResponseRead> {
+export function readResponse(res: HttpResponse, q: CompiledQuery, o: ReadOptions): Promise<ResponseRead> {
   // One async frame per response: the reader of its kind is called directly.
   if (isNoData(res.statusCode)) return readNoData(res.body, o);
   // DataGrail's contract: the body is a bare array (no pointers to read: the config refuses them without records).
@@ -92,18 +91,17 @@ async function readNoData(body: Body, o: ReadOptions): Promise<ResponseRead> {
 
 /**
  * Each element of a bare JSON array body to `consume`, as it arrives (what splitJsonArray does,
- * without its async generators: see BodyChunks).
+ * without async generators, pulling the body's chunks).
  */
 async function readBareArray(body: Body, q: CompiledQuery, o: ReadOptions, consume: RecordConsumer): Promise<ResponseRead> {
   let records = 0;
   try {
     const scanner = new ArrayScanner(o.maxObjectBytes, true, o.label);
-    const chunks = new BodyChunks(body);
     let total = 0;
     for (;;) {
-      const buf = chunks.read();
+      const buf = body.read();
       if (buf === null) {
-        if (await chunks.wait()) continue;
+        if (await body.wait()) continue;
         break;
       }
       if (buf.length === 0) continue;

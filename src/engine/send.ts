@@ -1,9 +1,11 @@
 import { request, type Dispatcher } from 'undici';
 import pRetry, { AbortError } from 'p-retry';
 import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentError, ErrorCodes, errorCodeOf, isAgentError } from '../errors.js';
 import type { HttpRequest } from './render.js';
+import { exchange, type HttpResponse } from './exchange.js';
 
 /** Retry policy for one query. Delays are exponential with full jitter (×1–2), capped. */
 export interface RetryPolicy {
@@ -106,35 +108,60 @@ function abortRelayOf(signal: AbortSignal): EventEmitter {
   return relay;
 }
 
+/** What an attempt's response must offer the retry logic. */
+interface Answer {
+  readonly statusCode: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: { dump(): Promise<unknown> };
+}
+
+/** One attempt's transport: resolves at the response's status, rejects with the transport's error. */
+type Attempt<R extends Answer> = (req: HttpRequest, opts: SendOptions) => Promise<R>;
+
+const viaRequest: Attempt<Dispatcher.ResponseData> = (req, opts) => request(req.url, requestOptions(req, opts));
+const viaExchange: Attempt<HttpResponse> = (req, opts) => exchange(req, opts.dispatcher, opts.signal);
+
 /**
  * Send one request; retry statuses in `retryOn` and network errors with exponential backoff and
  * jitter, honouring Retry-After (capped at maxDelayMs). Resolves with the response once its status
- * is valid; the caller owns (and must consume) the body. Throws AgentError HTTP_STATUS or
- * HTTP_NETWORK, or the signal's reason when aborted.
+ * is valid; the caller owns (and must consume) the body, a Readable (undici's `request()`). Throws
+ * AgentError HTTP_STATUS or HTTP_NETWORK, or the signal's reason when aborted.
  */
-export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promise<Dispatcher.ResponseData> {
+export function sendWithRetry(req: HttpRequest, opts: SendOptions): Promise<Dispatcher.ResponseData> {
+  return sendWith(viaRequest, req, opts);
+}
+
+/**
+ * {@link sendWithRetry} for the engine's query path: the same retries and errors, through
+ * undici's `dispatch()` with a pull body (see exchange.ts), which costs less per request.
+ */
+export function exchangeWithRetry(req: HttpRequest, opts: SendOptions): Promise<HttpResponse> {
+  return sendWith(viaExchange, req, opts);
+}
+
+async function sendWith<R extends Answer>(attempt: Attempt<R>, req: HttpRequest, opts: SendOptions): Promise<R> {
   // The first attempt runs outside p-retry, in this one async frame: nearly every request succeeds
   // at once, and p-retry's per-call setup (copying and checking its options, more promise layers)
   // showed in the engine's profile. A failed first attempt is handed to p-retry as its attempt 1,
   // so the retries, their delays and the errors are p-retry's, exactly as when it ran every attempt.
   opts.signal.throwIfAborted();
-  let res: Dispatcher.ResponseData;
+  let res: R;
   try {
-    res = await request(req.url, requestOptions(req, opts));
+    res = await attempt(req, opts);
   } catch (err) {
-    return retryAfter(opts.signal.aborted ? err : networkError(err), req, opts);
+    return retryAfter(opts.signal.aborted ? err : networkError(err), attempt, req, opts);
   }
-  if (!opts.valid.has(res.statusCode)) return retryAfter(await statusFailure(res, opts), req, opts);
-  // As p-retry does: an abort during the attempt wins over its result (undici destroys the body).
+  if (!opts.valid.has(res.statusCode)) return retryAfter(await statusFailure(res, opts), attempt, req, opts);
+  // As p-retry does: an abort during the attempt wins over its result (the body is aborted with it).
   opts.signal.throwIfAborted();
   return res;
 }
 
-/** Attempts 2.. of {@link sendWithRetry} through p-retry, which sees `first` as attempt 1's failure. */
-async function retryAfter(first: unknown, req: HttpRequest, opts: SendOptions): Promise<Dispatcher.ResponseData> {
+/** Attempts 2.. of {@link sendWith} through p-retry, which sees `first` as attempt 1's failure. */
+async function retryAfter<R extends Answer>(first: unknown, attempt: Attempt<R>, req: HttpRequest, opts: SendOptions): Promise<R> {
   const { signal, policy } = opts;
   try {
-    return await pRetry((attempt) => (attempt === 1 ? Promise.reject(first) : attemptOnce(req, opts)), {
+    return await pRetry((n) => (n === 1 ? Promise.reject(first) : attemptOnce(attempt, req, opts)), {
       ...backoffOptions(policy, signal),
       onFailedAttempt: async ({ error, attemptNumber, retriesLeft, retryDelay }) => {
         const retryAfter = error instanceof RetryableStatus ? error.retryAfterMs : undefined;
@@ -168,10 +195,10 @@ async function retryAfter(first: unknown, req: HttpRequest, opts: SendOptions): 
 }
 
 /** One attempt after the first: the response when its status is valid, else the failure thrown. */
-async function attemptOnce(req: HttpRequest, opts: SendOptions): Promise<Dispatcher.ResponseData> {
-  let res: Dispatcher.ResponseData;
+async function attemptOnce<R extends Answer>(attempt: Attempt<R>, req: HttpRequest, opts: SendOptions): Promise<R> {
+  let res: R;
   try {
-    res = await request(req.url, requestOptions(req, opts));
+    res = await attempt(req, opts);
   } catch (err) {
     throw opts.signal.aborted ? err : networkError(err);
   }
@@ -205,7 +232,7 @@ function networkError(err: unknown): Error {
 }
 
 /** The failure an invalid status is, after its body is dumped: retryable (in retryOn) or not (p-retry's AbortError). */
-async function statusFailure(res: Dispatcher.ResponseData, opts: SendOptions): Promise<Error> {
+async function statusFailure(res: Answer, opts: SendOptions): Promise<Error> {
   await res.body.dump().catch(() => undefined);
   if (opts.retryOn.has(res.statusCode)) return new RetryableStatus(res.statusCode, parseRetryAfter(res.headers['retry-after']));
   return new AbortError(statusError(res.statusCode, opts.valid));
