@@ -151,7 +151,8 @@ function inFlightOn(signal: AbortSignal): Set<Exchange> {
 class Exchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private body: ResponseBody | undefined;
-  private reason: unknown;
+  /** Set once the run's signal aborted: what the exchange is aborted with when it starts or answers. */
+  private aborted: Error | undefined;
   private settled = false;
 
   constructor(
@@ -162,8 +163,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The run's signal aborted: the response promise rejects, or the body fails, with `reason` at once. */
   abort(reason: unknown): void {
-    this.reason = reason;
     const err = reason instanceof Error ? reason : new errors.RequestAbortedError();
+    this.aborted = err;
     if (this.body) this.body.fail(reason);
     else if (!this.settled) {
       this.settled = true;
@@ -175,12 +176,14 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     // Aborted while it waited for a connection: it ends as soon as it starts.
-    if (this.reason !== undefined) return controller.abort(this.reason instanceof Error ? this.reason : new errors.RequestAbortedError());
+    if (this.aborted) return controller.abort(this.aborted);
     this.controller = controller;
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx: the final status follows
+    // Aborted as the status arrived: nobody will read this body (the promise has rejected).
+    if (this.aborted) return controller.abort(this.aborted);
     const length = Number(headers['content-length']);
     this.body = new ResponseBody(controller, Number.isFinite(length) ? length : -1);
     this.settled = true;
