@@ -54,7 +54,11 @@ let csv = '';
 function baselineWalk(key, v) {
   if (typeof v === 'string') csv += `${csvField(key)},${csvField(v)}\n`;
   else if (v === null || typeof v !== 'object') csv += `${csvField(key)},${v === null ? '' : v}\n`;
-  else {
+  else if (Array.isArray(v)) {
+    // An index loop: for-in over an array is about twice as slow here.
+    for (let i = 0; i < v.length; i++) baselineWalk(`${key}_${i}`, v[i]);
+    if (v.length === 0) csv += `${csvField(key)},\n`;
+  } else {
     let empty = true;
     for (const k in v) {
       empty = false;
