@@ -25,7 +25,7 @@ EXPOSE 8080
 VOLUME ["/var/lib/dsr-agent"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# Heap flags keep peak memory flat on huge access responses (docs/PERFORMANCE.md, memory case):
-# a smaller young generation and earlier old-generation collections; throughput is unchanged.
-ENTRYPOINT ["node", "--max-semi-space-size=32", "--heap-growing-percent=50", "dist/cli.js"]
+# Heap flags keep peak memory flat on huge access responses (docs/PERFORMANCE.md, Goal 3). No node
+# flags here: the CLI sets up its own heap limits (src/heap-flags.ts, one place).
+ENTRYPOINT ["node", "dist/cli.js"]
 CMD ["serve"]
