@@ -222,8 +222,11 @@ const full = !quick && only.length === CASES.length && typeof args.out !== 'stri
 if (full) {
   const figures = {};
   for (const [c, keys] of Object.entries(REQUIRED)) for (const k of keys) figures[`${c}.${k}`] = doc[c]?.[k] ?? null;
-  const missed = Object.keys(GOALS).filter((id) => id in figures && meetsGoal(id, figures[id]) === false);
-  const line = { date: meta.date, commit, node: meta.node, cpus: meta.cpus, load_avg_1m_at_start: meta.load_avg_1m_at_start, load_avg_1m_at_end: meta.load_avg_1m_at_end, duration_s: meta.duration_s, figures, missed };
+  // Every goal the table judged: how many were met, and the rows that missed (case: metric).
+  const judged = rows.filter((r) => r[4]);
+  const goals_met = `${judged.filter((r) => r[4] === 'met').length} of ${judged.length}`;
+  const missed = judged.filter((r) => r[4] === 'MISSED').map((r) => `${r[0]}: ${r[1].trim()}`);
+  const line = { date: meta.date, commit, node: meta.node, cpus: meta.cpus, load_avg_1m_at_start: meta.load_avg_1m_at_start, load_avg_1m_at_end: meta.load_avg_1m_at_end, duration_s: meta.duration_s, figures, goals_met, missed };
   appendFileSync(historyFile, `${JSON.stringify(line)}\n`);
 }
 
