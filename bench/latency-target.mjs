@@ -6,6 +6,7 @@
 //   GET /arrivals                    {"<id>": <first arrival, epoch ms>, ...}, then forgets them
 //   GET /counters                    {"requests": N, "pending": N}
 import { createServer } from 'node:http';
+import { serveForParent } from './child-server.mjs';
 
 const arrivals = new Map();
 let requests = 0;
@@ -39,16 +40,6 @@ const server = createServer((req, res) => {
   });
   req.resume();
 });
-server.keepAliveTimeout = 60_000;
 server.headersTimeout = 0;
 server.requestTimeout = 0;
-server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`));
-const stop = () => {
-  server.close();
-  server.closeAllConnections();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop); // the parent died
-process.stdin.resume();
+serveForParent(server);

@@ -4,6 +4,7 @@
 //                                          (bench/memory-body.mjs), streamed with backpressure
 import { createServer } from 'node:http';
 import { bodyPieces } from './memory-body.mjs';
+import { serveForParent } from './child-server.mjs';
 
 async function send(res, bytes, objectBytes) {
   res.writeHead(200, { 'content-type': 'application/json' });
@@ -24,14 +25,4 @@ const server = createServer((req, res) => {
   }
   send(res, bytes, objectBytes).catch(() => res.destroy());
 });
-server.keepAliveTimeout = 60_000;
-server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`));
-const stop = () => {
-  server.close();
-  server.closeAllConnections();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
+serveForParent(server);

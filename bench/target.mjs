@@ -19,6 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { makeLargeObject, makeRandom, makeRecord, makeSizedRecord } from './records.mjs';
+import { serveForParent } from './child-server.mjs';
 
 const KiB = 1024;
 const rnd = makeRandom(1);
@@ -189,14 +190,4 @@ const server = createServer((req, res) => {
     res.writeHead(404).end();
   }
 });
-server.keepAliveTimeout = 60_000;
-server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`));
-const stop = () => {
-  server.close();
-  server.closeAllConnections();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop); // the parent died
-process.stdin.resume();
+serveForParent(server);
