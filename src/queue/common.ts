@@ -1,5 +1,6 @@
 /** What both queues share: job ids, turning a processor's outcome into a final record, and timing helpers. */
 import { randomUUID } from 'node:crypto';
+import pRetry from 'p-retry';
 import { AgentError, ErrorCodes } from '../errors.js';
 import { ID_PATTERN } from '../names.js';
 import type { JobResult } from '../engine/index.js';
@@ -60,6 +61,34 @@ export function settleOutcome(
       ? err.toJSON()
       : { code: ErrorCodes.INTERNAL, message: 'the job failed with an unexpected error; run with LOGLEVEL=DEBUG for details' };
   return { status: 'failed', connections: [], error };
+}
+
+/**
+ * Run `op` until it succeeds, waiting `minMs` doubling up to `maxMs` between attempts (p-retry, no
+ * jitter: one process retries its own disk or Redis). The first attempt always runs; once `signal`
+ * has aborted no further one does. Resolves true once it succeeded, false when given up.
+ */
+export async function retryUntilDone(op: () => Promise<unknown>, opts: { minMs: number; maxMs: number; signal?: AbortSignal }): Promise<boolean> {
+  try {
+    await op();
+    return true;
+  } catch {
+    if (opts.signal?.aborted) return false;
+  }
+  try {
+    await pRetry(op, {
+      retries: Infinity,
+      factor: 2,
+      minTimeout: opts.minMs,
+      maxTimeout: opts.maxMs,
+      randomize: false,
+      unref: true,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    return true;
+  } catch {
+    return false; // only an abort ends an endless retry
+  }
 }
 
 /** Resolves true if `p` settles within `ms`, false otherwise (it never rejects). */

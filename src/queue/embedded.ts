@@ -14,7 +14,7 @@ import type { JobResult } from '../engine/index.js';
 import { AgentError, ErrorCodes, isAgentError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { makeJournal, type JobRecord } from './journal.js';
-import { assertSameRequest, isFinal, isJobId, makeJobId, makeWaiters, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
+import { assertSameRequest, isFinal, isJobId, makeJobId, makeWaiters, retryUntilDone, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
 import type { JobNotifier, JobProcessor, JobQueue, JobSubmission, JobView, QueueHealth } from './types.js';
 
 /** Options for {@link makeEmbeddedQueue}. */
@@ -98,12 +98,6 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
       throw err;
     }));
 
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      giveUp.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-    });
-
   function markHealthy(): void {
     if (unhealthy === undefined) return;
     unhealthy = undefined;
@@ -117,15 +111,10 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
     if (unhealthy === undefined) log.error({ err: { message: reason } }, 'job journal write failed: refusing new jobs until the disk takes writes again');
     unhealthy = reason;
     probing ??= (async () => {
-      for (let delay = retryMs; unhealthy !== undefined && !giveUp.signal.aborted; delay = Math.min(delay * 2, MAX_RETRY_MS)) {
-        await sleep(delay);
-        try {
-          await journal.probe();
-          markHealthy();
-        } catch {
-          // still refused; try again after a longer delay
-        }
-      }
+      await new Promise((r) => setTimeout(r, retryMs).unref()); // the first probe after a pause, like a retry
+      // A write that succeeds meanwhile marks the queue healthy too; the probe then ends at once.
+      const ok = await retryUntilDone(() => (unhealthy === undefined ? Promise.resolve() : journal.probe()), { minMs: retryMs, maxMs: MAX_RETRY_MS, signal: giveUp.signal });
+      if (ok) markHealthy();
     })().finally(() => (probing = undefined));
   }
 
@@ -149,18 +138,8 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
   }
 
   /** Write until the disk takes it (or close() gives up); true when written. */
-  async function writeUntilDone(record: JobRecord): Promise<boolean> {
-    for (let delay = retryMs; ; delay = Math.min(delay * 2, MAX_RETRY_MS)) {
-      try {
-        await write(record);
-        return true;
-      } catch {
-        if (giveUp.signal.aborted) return false;
-        await sleep(delay);
-        if (giveUp.signal.aborted) return false;
-      }
-    }
-  }
+  const writeUntilDone = (record: JobRecord): Promise<boolean> =>
+    retryUntilDone(() => write(record), { minMs: retryMs, maxMs: MAX_RETRY_MS, signal: giveUp.signal });
 
   /** Move a final job out of memory into the finished folder (it stays readable from there). */
   async function retire(id: string): Promise<void> {
@@ -182,8 +161,14 @@ export function makeEmbeddedQueue(opts: EmbeddedQueueOptions): JobQueue {
       .then(async (outcome) => {
         if (outcome === 'abandoned') return; // shutdown: it stays pending in the journal and resumes after a restart
         delete r.callback;
-        await writeQuietly(r, 'could not journal a delivered callback');
-        if (r.callback === undefined) await retire(r.id);
+        try {
+          await write(r);
+        } catch (err) {
+          // Still pending on disk: a restart sends it again (at least once). It stays in flight until then.
+          log.error({ jobId: r.id, err: { message: (err as Error).message } }, 'could not journal a delivered callback; it is sent again after a restart');
+          return;
+        }
+        await retire(r.id);
       })
       .catch((err: unknown) => log.error({ jobId: r.id, err: { message: (err as Error).message } }, 'callback bookkeeping failed'))
       .finally(() => delivering.delete(p));

@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import type { JobResult } from '../engine/index.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { assertSameRequest, isFinal, isJobId, makeJobId, makeWaiters, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
+import { assertSameRequest, isFinal, isJobId, makeJobId, makeWaiters, retryUntilDone, settleOutcome, settlesWithin, type JobOutcome } from './common.js';
 import { fromBullId, MAX_STALLED_COUNT, toBullId, toJobView, type StoredData, type StoredJob } from './redis-view.js';
 import type { JobNotifier, JobProcessor, JobQueue, JobSubmission, JobView, QueueHealth } from './types.js';
 
@@ -109,6 +109,8 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
   const inDelivery = new Set<string>();
   /** Aborted when close() gives up on callbacks in flight: they are released for another replica or a restart. */
   const stopDelivering = new AbortController();
+  /** Aborted when close() begins: a pending callback Redis does not take by then is not waited for. */
+  const stopRecording = new AbortController();
 
   // The side connection: health at a glance, fail-fast commands (no offline queue), callbacks' bookkeeping.
   let failure: string | undefined = 'connecting to Redis';
@@ -256,14 +258,9 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
 
   /** Record a job's callback as pending before the job completes; retried until Redis takes it (or shutdown). */
   async function recordCallback(bullId: string): Promise<void> {
-    for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
-      try {
-        await withRedis('record a pending callback', () => side.zadd(pendingKey, Date.now(), bullId));
-        return;
-      } catch (err) {
-        if (closing) throw err;
-        await new Promise((r) => setTimeout(r, delay));
-      }
+    const record = () => withRedis('record a pending callback', () => side.zadd(pendingKey, Date.now(), bullId));
+    if (!(await retryUntilDone(record, { minMs: 250, maxMs: 5000, signal: stopRecording.signal }))) {
+      throw new AgentError(ErrorCodes.QUEUE_UNAVAILABLE, 'shutdown before the pending callback could be recorded in Redis; the job runs again on another replica');
     }
   }
 
@@ -418,6 +415,7 @@ export function makeRedisQueue(opts: RedisQueueOptions): JobQueue {
 
     async close(graceMs) {
       closing = true;
+      stopRecording.abort();
       if (resumeTimer) clearInterval(resumeTimer);
       const deadline = Date.now() + graceMs;
       waiters.wakeAll();

@@ -11,7 +11,7 @@ import type { AgentEnv } from '../env.js';
 import { AgentError, ErrorCodes } from '../errors.js';
 import { makeLogger } from '../logger.js';
 import { makeJobQueue } from '../queue/index.js';
-import { startRetention } from './retention.js';
+import { retentionMsOf, startRetention } from './retention.js';
 import { makeReportStorage } from '../storage/index.js';
 import { VERSION } from '../version.js';
 import { buildApp } from './app.js';
@@ -65,7 +65,7 @@ export async function startService(opts: ServeOptions): Promise<Service> {
     logger,
     name: config.agent.queue_name,
     lockMs: config.agent.job_lock_seconds * 1000,
-    retentionMs: config.agent.retention_days * 24 * 60 * 60 * 1000,
+    retentionMs: retentionMsOf(config.agent.retention_days),
     // Durable: the queue journals a pending callback with the job's final state and resumes it after a restart.
     ...(callback ? { notify: (view, signal) => callback.send(view, signal) } : {}),
   });

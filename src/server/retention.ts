@@ -10,6 +10,9 @@ import type { ReportStorage } from '../storage/sink.js';
 export const PURGE_INTERVAL_MS = 60 * 60 * 1000; // 1 h
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+/** agent.retention_days in ms (0: keep forever). */
+export const retentionMsOf = (days: number): number => days * DAY_MS;
+
 /** What the purge needs. */
 export interface RetentionOptions {
   queue: Pick<JobQueue, 'purge'>;
@@ -29,7 +32,7 @@ export interface Retention {
 /** Start purging finished jobs and reports past their retention. */
 export function startRetention(opts: RetentionOptions): Retention {
   const log = opts.logger.child({ component: 'retention' });
-  const retentionMs = opts.retentionDays * DAY_MS;
+  const retentionMs = retentionMsOf(opts.retentionDays);
   let running: Promise<{ jobs: number; reports: number }> | undefined;
 
   async function purge(): Promise<{ jobs: number; reports: number }> {

@@ -24,8 +24,6 @@ interface JobRequestBody {
 /** Longest `?wait=` in seconds. */
 export const MAX_WAIT_SECONDS = 60;
 
-/** True when a job will not change any more. */
-const isFinalView = (job: Pick<JobView, 'status'>): boolean => isFinal(job.status);
 
 /** 503 queue_unavailable (with Retry-After): the journal's disk or Redis cannot record jobs right now; nothing was accepted. */
 const errors = { 400: ref('Error'), 401: ref('Error'), 404: ref('Error'), 503: ref('Error') };
@@ -66,8 +64,8 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRouteOptions): Pr
 
       const wait = request.query.wait ?? 0;
       let view: JobView = job;
-      if (wait > 0 && !isFinalView(view)) view = (await queue.waitFor(job.id, wait * 1000)) ?? view;
-      if (wait > 0 && isFinalView(view)) return reply.code(200).send(view);
+      if (wait > 0 && !isFinal(view.status)) view = (await queue.waitFor(job.id, wait * 1000)) ?? view;
+      if (wait > 0 && isFinal(view.status)) return reply.code(200).send(view);
       return reply.code(202).send({ id: view.id, status: view.status });
     },
   );
